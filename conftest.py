@@ -1,0 +1,69 @@
+"""Fixtures shared by every app's tests: users with the operator role, API clients as owner,
+outsider and anonymous caller."""
+
+import pytest
+from rest_framework.test import APIClient
+
+from inboxerr.accounts import roles_ensure
+from inboxerr.tests.factories import UserFactory
+
+
+@pytest.fixture
+def operators_group(db):
+    return roles_ensure()
+
+
+@pytest.fixture
+def owner(operators_group):
+    user = UserFactory(username="owner")
+    user.groups.add(operators_group)
+    return user
+
+
+@pytest.fixture
+def outsider(operators_group):
+    """A second operator with the same permissions, who must see none of the owner's data."""
+    user = UserFactory(username="outsider")
+    user.groups.add(operators_group)
+    return user
+
+
+@pytest.fixture
+def superuser(db):
+    return UserFactory(username="root", is_superuser=True, is_staff=True)
+
+
+@pytest.fixture
+def no_perms_user(db):
+    return UserFactory(username="nobody")
+
+
+def _client_for(user) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+@pytest.fixture
+def api(owner) -> APIClient:
+    return _client_for(owner)
+
+
+@pytest.fixture
+def outsider_api(outsider) -> APIClient:
+    return _client_for(outsider)
+
+
+@pytest.fixture
+def superuser_api(superuser) -> APIClient:
+    return _client_for(superuser)
+
+
+@pytest.fixture
+def no_perms_api(no_perms_user) -> APIClient:
+    return _client_for(no_perms_user)
+
+
+@pytest.fixture
+def anon_api() -> APIClient:
+    return APIClient()

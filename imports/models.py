@@ -1,0 +1,69 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class ImportStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    PROCESSING = "processing", "Processing"
+    COMPLETED = "completed", "Completed"
+    PARTIALLY_COMPLETED = "partially_completed", "Partially completed"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+ACTIVE_IMPORT_STATUSES = (ImportStatus.PENDING, ImportStatus.PROCESSING)
+
+
+class ImportSource(models.TextChoices):
+    CSV = "csv", "CSV file"
+    JSON = "json", "JSON upload"
+
+
+class ImportJob(models.Model):
+    """One import of a file or JSON payload into a subscriber list."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="import_jobs")
+    list = models.ForeignKey(
+        "subscribers.SubscriberList", null=True, blank=True, on_delete=models.SET_NULL, related_name="import_jobs"
+    )
+    list_name = models.CharField(max_length=200)  # kept after the list is gone, for the record
+    source = models.CharField(max_length=8, choices=ImportSource.choices, default=ImportSource.CSV)
+    filename = models.CharField(max_length=255, blank=True)
+    file_path = models.CharField(max_length=500, blank=True)  # the upload waiting on disk, if any
+    sha256 = models.CharField(max_length=64, blank=True, db_index=True)
+    size_bytes = models.BigIntegerField(default=0)
+    status = models.CharField(max_length=24, choices=ImportStatus.choices, default=ImportStatus.PENDING)
+    total_rows = models.BigIntegerField(default=0)
+    processed_rows = models.BigIntegerField(default=0)
+    created = models.BigIntegerField(default=0)
+    updated = models.BigIntegerField(default=0)
+    duplicates = models.BigIntegerField(default=0)
+    invalid = models.BigIntegerField(default=0)
+    progress = models.FloatField(default=0.0)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error_message = models.TextField(blank=True)
+    retry_count = models.PositiveIntegerField(default=0)
+    checkpoint = models.JSONField(default=dict, blank=True)
+    stats = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["owner", "-created_at"], name="import_owner_created"),
+            models.Index(fields=["list", "status"], name="import_list_status"),
+            models.Index(fields=["status", "heartbeat_at"], name="import_status_heartbeat"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.list_name} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_IMPORT_STATUSES

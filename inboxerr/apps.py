@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class InboxerrConfig(AppConfig):
+    name = "inboxerr"
+    verbose_name = "Inboxerr"

@@ -1,0 +1,48 @@
+"""One JSON error shape for the whole API: {"detail": "<readable message>", ...}.
+
+DRF's validation errors come as {"field": ["msg"]}; they are kept under "errors" and summarised
+in "detail" so that a client (or a person reading a log) sees which field was wrong at once.
+"""
+
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from inboxerr.errors import ServiceError
+
+
+def exception_handler(exc: Exception, context: dict) -> Response | None:
+    if isinstance(exc, ServiceError):
+        return Response(exc.as_dict(), status=exc.status_code)
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        response.data = {"detail": _summarise(exc.detail), "errors": exc.detail}
+        response.status_code = status.HTTP_400_BAD_REQUEST
+    elif isinstance(response.data, dict) and "detail" not in response.data:
+        response.data = {"detail": _summarise(response.data), "errors": response.data}
+    elif isinstance(response.data, list):
+        response.data = {"detail": _summarise(response.data), "errors": response.data}
+    return response
+
+
+def _summarise(detail: object, prefix: str = "") -> str:
+    """Flatten DRF's nested error detail into one readable line naming each field."""
+    if isinstance(detail, dict):
+        parts = []
+        for key, value in detail.items():
+            name = f"{prefix}.{key}" if prefix else str(key)
+            label = "" if key == "non_field_errors" else name
+            parts.append(_summarise(value, label))
+        return "; ".join(p for p in parts if p)
+    if isinstance(detail, list):
+        if detail and all(not isinstance(item, (dict, list)) for item in detail):
+            text = " ".join(str(item) for item in detail)
+            return f"{prefix}: {text}" if prefix else text
+        return "; ".join(
+            _summarise(item, f"{prefix}[{index}]" if prefix else f"[{index}]")
+            for index, item in enumerate(detail)
+            if item
+        )
+    return f"{prefix}: {detail}" if prefix else str(detail)

@@ -1,0 +1,252 @@
+"""Inboxerr settings.
+
+Every value comes from the environment (documented in `.env.example`); production differs from
+development only by environment variables. A value that cannot be parsed stops the process at
+start with a message naming the variable, rather than running with a surprise.
+"""
+
+import logging
+import warnings
+from datetime import timedelta
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+logger = logging.getLogger("inboxerr.settings")
+
+
+def _env(name: str, cast, default):
+    """Read one variable with django-environ, naming it when its value is invalid."""
+    try:
+        return cast(name, default=default)
+    except (ValueError, TypeError) as exc:
+        raise ImproperlyConfigured(f"Invalid value for environment variable {name}: {exc}") from exc
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    # django-environ turns any unknown word into False; an operator who typed DEBUG=ture
+    # deserves an error, not a silent False.
+    raw = env.str(name, default="")
+    if raw == "":
+        return default
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"Invalid value for environment variable {name}: {raw!r} is not a boolean")
+
+
+def _env_positive_int(name: str, default: int) -> int:
+    value = _env(name, env.int, default)
+    if value <= 0:
+        raise ImproperlyConfigured(f"Invalid value for environment variable {name}: must be positive, got {value}")
+    return value
+
+
+# --- Django basics -------------------------------------------------------------------------------
+
+_DEV_SECRET_KEY = "inboxerr-dev-only-insecure-key-do-not-use-in-production"
+SECRET_KEY = env.str("SECRET_KEY", default=_DEV_SECRET_KEY)
+DEBUG = _env_bool("DEBUG", False)
+ALLOWED_HOSTS = _env("ALLOWED_HOSTS", env.list, ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = _env("CSRF_TRUSTED_ORIGINS", env.list, [])
+if SECRET_KEY == _DEV_SECRET_KEY:
+    warnings.warn("SECRET_KEY is not set: using the development key. Set SECRET_KEY in production.", stacklevel=1)
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "knox",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_q",
+    "inboxerr",
+    "audit",
+    "subscribers",
+    "imports",
+    "campaigns",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "inboxerr.urls"
+WSGI_APPLICATION = "inboxerr.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database --------------------------------------------------------------------------------------
+
+DATABASES = {"default": _env("DATABASE_URL", env.db_url, f"sqlite:///{BASE_DIR / 'inboxerr.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The embedded default: web and worker share one file. WAL lets readers run beside the
+    # writer; IMMEDIATE transactions take the write lock up front instead of failing mid-way.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", "transaction_mode": "IMMEDIATE", "timeout": 20}
+    )
+else:
+    DATABASES["default"].setdefault("CONN_MAX_AGE", _env("DATABASE_CONN_MAX_AGE", env.int, 60))
+    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache and broker ----------------------------------------------------------------------------
+
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+Q_CLUSTER = {
+    "name": "inboxerr",
+    "workers": _env_positive_int("Q_WORKERS", 2),
+    "timeout": _env_positive_int("Q_TIMEOUT_SECONDS", 3600),
+    # Must exceed timeout; a task is handed out again only after this many seconds.
+    "retry": _env_positive_int("Q_TIMEOUT_SECONDS", 3600) + 300,
+    "max_attempts": 1,
+    "ack_failures": True,
+    "catch_up": False,
+    "save_limit": 1000,
+    "label": "Tasks",
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+    Q_CLUSTER["poll"] = 0.5
+
+# A worker is reported healthy when its heartbeat is younger than this.
+WORKER_HEARTBEAT_MAX_AGE = timedelta(seconds=_env_positive_int("WORKER_HEARTBEAT_MAX_AGE_SECONDS", 180))
+
+# --- Auth ----------------------------------------------------------------------------------------
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+API_TOKEN_TTL = timedelta(days=_env_positive_int("API_TOKEN_TTL_DAYS", 90))
+REST_KNOX = {
+    "TOKEN_TTL": API_TOKEN_TTL,
+    "AUTH_HEADER_PREFIX": "Token",
+    "AUTO_REFRESH": False,
+}
+
+LOGIN_URL = "admin:login"
+
+# --- REST API ------------------------------------------------------------------------------------
+
+API_MAX_PAGE_SIZE = _env_positive_int("API_MAX_PAGE_SIZE", 200)
+
+REST_FRAMEWORK = {
+    # Token first: its WWW-Authenticate header is what turns an anonymous call into a 401.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "knox.auth.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["inboxerr.permissions.HasModelPermissions"],
+    "DEFAULT_PAGINATION_CLASS": "inboxerr.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "inboxerr.exceptions.exception_handler",
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Inboxerr API",
+    "DESCRIPTION": "Bulk email and SMS back office: subscribers, imports, campaigns, audit.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Self-hosted: the Swagger UI assets ship with the app instead of coming from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# --- Subscribers ---------------------------------------------------------------------------------
+
+# Region used to read phone numbers written without a country code (ISO 3166 alpha-2).
+PHONE_DEFAULT_REGION = env.str("PHONE_DEFAULT_REGION", default="US").upper()
+# Lists above this many subscribers are only deleted with force=true.
+LIST_DELETE_CONFIRM_THRESHOLD = _env_positive_int("LIST_DELETE_CONFIRM_THRESHOLD", 100_000)
+# Searches count matches exactly up to this many, then report an estimate.
+SEARCH_COUNT_CAP = _env_positive_int("SEARCH_COUNT_CAP", 10_000)
+
+# --- Imports (the import issue builds on these) --------------------------------------------------
+
+IMPORT_MAX_BYTES = _env_positive_int("IMPORT_MAX_BYTES", 1024**3)
+IMPORT_RETENTION_HOURS = _env_positive_int("IMPORT_RETENTION_HOURS", 72)
+IMPORT_DIR = Path(env.str("IMPORT_DIR", default=str(BASE_DIR / "var" / "imports")))
+
+# --- Email and SMS (the campaigns issue builds on these) -----------------------------------------
+
+globals().update(_env("EMAIL_URL", env.email_url, "consolemail://"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="inboxerr@localhost")
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+
+# --- Metrics -------------------------------------------------------------------------------------
+
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+
+# --- I18N, static --------------------------------------------------------------------------------
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "var" / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO").upper()},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

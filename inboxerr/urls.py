@@ -1,0 +1,24 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from inboxerr.health import health
+from subscribers.api.views import SuppressionViewSet
+
+router = DefaultRouter(trailing_slash=True)
+router.register("suppressions", SuppressionViewSet, basename="suppression")
+
+api_v1 = [
+    path("subscribers/", include("subscribers.api.urls")),
+    path("", include(router.urls)),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("api-auth/", include("rest_framework.urls")),
+    path("health", health, name="health"),
+]

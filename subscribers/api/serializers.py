@@ -1,0 +1,182 @@
+"""Input and output shapes of the subscribers API (seed 000). Input serializers check types and
+ranges; the services own the rules (address syntax, uniqueness, safety checks)."""
+
+from rest_framework import serializers
+
+from subscribers.models import Channel, KeyField, Subscriber, SubscriberStatus, Suppression, SuppressionReason
+from subscribers.selectors import SEARCH_MODES, SORTABLE_FIELDS
+
+
+class SubscriberSerializer(serializers.ModelSerializer):
+    _id = serializers.CharField(source="pk", read_only=True, help_text="The seed's `_id`: same as `id`.")
+    list = serializers.CharField(source="list.name", read_only=True)
+
+    class Meta:
+        model = Subscriber
+        fields = [
+            "_id",
+            "id",
+            "email",
+            "phone",
+            "name",
+            "status",
+            "list",
+            "standard_fields",
+            "custom_fields",
+            "import_job",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class SubscriberWriteSerializer(serializers.Serializer):
+    list = serializers.CharField(max_length=200, help_text="List name; the list is created on first use.")
+    email = serializers.CharField(max_length=254, required=False, allow_blank=True)
+    phone = serializers.CharField(max_length=40, required=False, allow_blank=True)
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    status = serializers.ChoiceField(choices=SubscriberStatus.choices, required=False)
+    standard_fields = serializers.DictField(required=False)
+    custom_fields = serializers.DictField(required=False)
+
+
+class SubscriberUpdateSerializer(SubscriberWriteSerializer):
+    list = serializers.CharField(max_length=200, required=False, help_text="Move to another list by name.")
+
+
+class StatusParamsSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=SubscriberStatus.choices)
+
+
+class ListCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    key_field = serializers.ChoiceField(choices=KeyField.choices, default=KeyField.EMAIL)
+
+
+class ListsParamsSerializer(serializers.Serializer):
+    simple = serializers.BooleanField(default=False, help_text="Only names and counts.")
+
+
+class ListSummarySerializer(serializers.Serializer):
+    id = serializers.IntegerField(required=False)
+    name = serializers.CharField()
+    count = serializers.IntegerField()
+    description = serializers.CharField(required=False)
+    key_field = serializers.CharField(required=False)
+    owner = serializers.CharField(required=False)
+    created_at = serializers.DateTimeField(required=False)
+
+
+class SearchParamsSerializer(serializers.Serializer):
+    search = serializers.CharField(required=False, allow_blank=True, default="", max_length=254)
+    list_name = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    status = serializers.ChoiceField(choices=SubscriberStatus.choices, required=False)
+    page = serializers.IntegerField(min_value=1, default=1)
+    limit = serializers.IntegerField(min_value=1, max_value=200, default=50)
+    sort_by = serializers.ChoiceField(choices=SORTABLE_FIELDS, default="created_at")
+    sort_order = serializers.ChoiceField(choices=("asc", "desc"), default="desc")
+    search_mode = serializers.ChoiceField(choices=SEARCH_MODES, default="smart")
+    owner = serializers.CharField(required=False, help_text="Superusers: whose list `list_name` names.")
+
+
+class ListPageParamsSerializer(serializers.Serializer):
+    page = serializers.IntegerField(min_value=1, default=1)
+    limit = serializers.IntegerField(min_value=1, max_value=100, default=50)
+    search = serializers.CharField(required=False, allow_blank=True, default="", max_length=254)
+    owner = serializers.CharField(required=False, help_text="Superusers: whose list this is.")
+
+
+class ListDeleteParamsSerializer(serializers.Serializer):
+    force = serializers.BooleanField(default=False)
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
+    owner = serializers.CharField(required=False, help_text="Superusers: whose list this is.")
+
+
+class OwnerParamSerializer(serializers.Serializer):
+    owner = serializers.CharField(required=False, help_text="Superusers: whose list this is.")
+
+
+class BulkSerializer(serializers.Serializer):
+    list_name = serializers.CharField(max_length=200)
+    subscribers = serializers.ListField(child=serializers.JSONField(), allow_empty=False)
+
+
+class BulkResultSerializer(serializers.Serializer):
+    message = serializers.CharField()
+    processed = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    errors = serializers.ListField(child=serializers.CharField())
+    created = serializers.IntegerField()
+    updated = serializers.IntegerField()
+    duplicates = serializers.IntegerField()
+
+
+class AnalyzeFieldsSerializer(serializers.Serializer):
+    listIds = serializers.ListField(child=serializers.CharField(max_length=200), allow_empty=False, max_length=100)
+
+
+class AnalyzeFieldsResultSerializer(serializers.Serializer):
+    universal = serializers.ListField(child=serializers.CharField())
+    standard = serializers.ListField(child=serializers.CharField())
+    custom = serializers.ListField(child=serializers.CharField())
+
+
+class SearchPaginationSerializer(serializers.Serializer):
+    current_page = serializers.IntegerField()
+    total_pages = serializers.IntegerField()
+    total = serializers.IntegerField()
+    limit = serializers.IntegerField()
+    has_next = serializers.BooleanField()
+    has_prev = serializers.BooleanField()
+    total_is_estimate = serializers.BooleanField(required=False)
+
+
+class SearchPerformanceSerializer(serializers.Serializer):
+    query_time = serializers.CharField()
+    strategy = serializers.CharField()
+    results_count = serializers.IntegerField()
+
+
+class SearchResultSerializer(serializers.Serializer):
+    subscribers = SubscriberSerializer(many=True)
+    pagination = SearchPaginationSerializer()
+    performance = SearchPerformanceSerializer()
+
+
+class ListPagePaginationSerializer(serializers.Serializer):
+    current_page = serializers.IntegerField()
+    total_pages = serializers.IntegerField()
+    total = serializers.IntegerField()
+    page_size = serializers.IntegerField()
+    has_more = serializers.BooleanField()
+    total_is_estimate = serializers.BooleanField(required=False)
+
+
+class ListPageSerializer(serializers.Serializer):
+    success = serializers.BooleanField()
+    subscribers = SubscriberSerializer(many=True)
+    pagination = ListPagePaginationSerializer()
+
+
+class MessageSerializer(serializers.Serializer):
+    message = serializers.CharField()
+
+
+class ListDeleteResultSerializer(serializers.Serializer):
+    success = serializers.BooleanField()
+    message = serializers.CharField()
+    deletion_summary = serializers.DictField()
+    cleanup_actions = serializers.DictField()
+    performance = serializers.DictField()
+
+
+class SuppressionSerializer(serializers.ModelSerializer):
+    owner = serializers.CharField(source="owner.username", read_only=True)
+    channel = serializers.ChoiceField(choices=Channel.choices)
+    reason = serializers.ChoiceField(choices=SuppressionReason.choices, default=SuppressionReason.MANUAL)
+
+    class Meta:
+        model = Suppression
+        fields = ["id", "owner", "channel", "address", "reason", "created_at"]
+        read_only_fields = ["id", "owner", "created_at"]

@@ -1,0 +1,32 @@
+"""Search indexes that only PostgreSQL has: a pattern index for exact and prefix email lookups
+(email is stored lower-cased) and trigram indexes for free-text search on email and name.
+SQLite, the embedded default, gets none of these and scans instead."""
+
+from django.db import migrations
+
+FORWARD = [
+    "CREATE EXTENSION IF NOT EXISTS pg_trgm",
+    "CREATE INDEX IF NOT EXISTS sub_email_pattern ON subscribers_subscriber (email varchar_pattern_ops)",
+    "CREATE INDEX IF NOT EXISTS sub_email_trgm ON subscribers_subscriber USING gin (email gin_trgm_ops)",
+    "CREATE INDEX IF NOT EXISTS sub_name_trgm ON subscribers_subscriber USING gin (name gin_trgm_ops)",
+]
+BACKWARD = [
+    "DROP INDEX IF EXISTS sub_name_trgm",
+    "DROP INDEX IF EXISTS sub_email_trgm",
+    "DROP INDEX IF EXISTS sub_email_pattern",
+]
+
+
+def _run(statements):
+    def run(apps, schema_editor):
+        if schema_editor.connection.vendor != "postgresql":
+            return
+        for statement in statements:
+            schema_editor.execute(statement)
+
+    return run
+
+
+class Migration(migrations.Migration):
+    dependencies = [("subscribers", "0001_initial")]
+    operations = [migrations.RunPython(_run(FORWARD), _run(BACKWARD))]

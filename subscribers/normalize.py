@@ -1,0 +1,135 @@
+"""Validation and normalisation of one subscriber record, shared by every way in
+(single create, bulk, background upload, CSV import)."""
+
+from dataclasses import dataclass, field
+
+import phonenumbers
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import EmailValidator
+
+from subscribers.models import KeyField, SubscriberStatus
+
+# Fields that have a meaning of their own in Inboxerr; anything else is a custom field.
+STANDARD_FIELDS = (
+    "first_name",
+    "last_name",
+    "company",
+    "job_title",
+    "language",
+    "timezone",
+    "country",
+)
+TOP_LEVEL_FIELDS = ("email", "phone", "name", "status")
+
+_email_validator = EmailValidator()
+
+
+class RecordError(ValueError):
+    """A record that cannot be stored; the message names the field."""
+
+    def __init__(self, field_name: str, message: str):
+        super().__init__(f"{field_name}: {message}")
+        self.field = field_name
+        self.message = message
+
+
+def normalize_email(value: object) -> str:
+    email = str(value or "").strip().lower()
+    if not email:
+        return ""
+    try:
+        _email_validator(email)
+    except ValidationError:
+        raise RecordError("email", f"'{_shorten(email)}' is not a valid email address") from None
+    return email
+
+
+def normalize_phone(value: object, region: str | None = None) -> str:
+    raw = str(value or "").strip()
+    if not raw:
+        return ""
+    try:
+        number = phonenumbers.parse(raw, region or settings.PHONE_DEFAULT_REGION)
+    except phonenumbers.NumberParseException:
+        raise RecordError("phone", f"'{_shorten(raw)}' is not a phone number") from None
+    if not phonenumbers.is_valid_number(number):
+        raise RecordError("phone", f"'{_shorten(raw)}' is not a valid phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalize_status(value: object) -> str:
+    status = str(value or "").strip().lower() or SubscriberStatus.ACTIVE
+    if status not in SubscriberStatus.values:
+        allowed = ", ".join(SubscriberStatus.values)
+        raise RecordError("status", f"'{_shorten(status)}' is not a valid status (one of: {allowed})")
+    return status
+
+
+@dataclass
+class CleanRecord:
+    key: str
+    email: str
+    phone: str
+    name: str
+    status: str
+    standard_fields: dict = field(default_factory=dict)
+    custom_fields: dict = field(default_factory=dict)
+
+
+def clean_record(record: dict, key_field: str) -> CleanRecord:
+    """Validate and normalise one incoming record for a list keyed on `key_field`.
+
+    Accepts the flat form (`{"email":..., "first_name":..., "plan":...}`) and the nested form
+    (`{"email":..., "standard_fields": {...}, "custom_fields": {...}}`); unknown flat keys
+    become custom fields. Raises RecordError naming the field.
+    """
+    if not isinstance(record, dict):
+        raise RecordError("record", "must be a JSON object")
+    email = normalize_email(record.get("email"))
+    phone = normalize_phone(record.get("phone"))
+    key = email if key_field == KeyField.EMAIL else phone
+    if not key:
+        raise RecordError(key_field, "is required")
+    standard = _json_object(record.get("standard_fields"), "standard_fields")
+    custom = _json_object(record.get("custom_fields"), "custom_fields")
+    for name, value in record.items():
+        if name in TOP_LEVEL_FIELDS or name in ("standard_fields", "custom_fields", "list", "list_name"):
+            continue
+        target = standard if name in STANDARD_FIELDS else custom
+        target.setdefault(str(name), _scalar(value, name))
+    name = str(record.get("name") or "").strip()
+    if not name:
+        name = " ".join(p for p in (standard.get("first_name"), standard.get("last_name")) if p).strip()
+    if len(name) > 200:
+        raise RecordError("name", "is longer than 200 characters")
+    return CleanRecord(
+        key=key,
+        email=email,
+        phone=phone,
+        name=name,
+        status=normalize_status(record.get("status")),
+        standard_fields=standard,
+        custom_fields=custom,
+    )
+
+
+def _json_object(value: object, field_name: str) -> dict:
+    if value in (None, ""):
+        return {}
+    if not isinstance(value, dict):
+        raise RecordError(field_name, "must be a JSON object")
+    return {str(k): _scalar(v, k) for k, v in value.items()}
+
+
+def _scalar(value: object, name: object) -> object:
+    # Field values are what a merge field prints: strings, numbers, booleans or null.
+    if isinstance(value, (dict, list)):
+        raise RecordError(str(name), "must be a string, number, boolean or null")
+    if isinstance(value, str):
+        return value.strip()
+    return value
+
+
+def _shorten(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,290 @@
+"""Reads of subscribers and lists. Every function takes the user it reads for: a non-superuser
+only ever sees their own lists, so an outsider's lookup fails exactly like a missing one."""
+
+import json
+import math
+import re
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.db.models import Q, QuerySet, Sum
+
+from inboxerr.errors import InvalidInput, NotFound
+from subscribers.models import Subscriber, SubscriberList, Suppression
+
+SORTABLE_FIELDS = ("created_at", "updated_at", "email", "phone", "name", "status")
+SEARCH_MODES = ("smart", "exact", "prefix", "contains")
+_PHONE_LIKE = re.compile(r"^\+?[\d\s().-]{5,}$")
+
+
+def lists_for_user(user) -> QuerySet[SubscriberList]:
+    qs = SubscriberList.objects.select_related("owner")
+    return qs if user.is_superuser else qs.filter(owner=user)
+
+
+def subscribers_for_user(user) -> QuerySet[Subscriber]:
+    qs = Subscriber.objects.all()
+    return qs if user.is_superuser else qs.filter(list__owner=user)
+
+
+def suppressions_for_user(user) -> QuerySet[Suppression]:
+    qs = Suppression.objects.select_related("owner")
+    return qs if user.is_superuser else qs.filter(owner=user)
+
+
+def list_get(*, user, name: str, owner_username: str | None = None) -> SubscriberList:
+    """The list called `name` that `user` may see.
+
+    A superuser sees every owner's lists, where names may repeat: their own list wins, then the
+    only list of that name; otherwise they must say whose (`owner_username`)."""
+    lists = lists_for_user(user).filter(name=name)
+    if owner_username:
+        lists = lists.filter(owner__username=owner_username)
+    found = list(lists[:50])
+    if not found:
+        raise NotFound(f"List '{name}' not found", field="list_name")
+    if len(found) == 1:
+        return found[0]
+    mine = [lst for lst in found if lst.owner_id == user.pk]
+    if mine:
+        return mine[0]
+    raise InvalidInput(
+        f"Several owners have a list named '{name}'; pass owner=<username>", field="owner"
+    )
+
+
+def subscriber_get(*, user, subscriber_id: object) -> Subscriber:
+    try:
+        pk = int(str(subscriber_id))
+    except ValueError:
+        raise NotFound(f"Subscriber '{subscriber_id}' not found") from None
+    subscriber = subscribers_for_user(user).select_related("list").filter(pk=pk).first()
+    if subscriber is None:
+        raise NotFound(f"Subscriber '{subscriber_id}' not found")
+    return subscriber
+
+
+def list_counts(*, user, simple: bool) -> list[dict]:
+    """Every list the user can see with its subscriber count (a maintained counter, so this
+    costs one indexed read per list however large the lists are)."""
+    lists = lists_for_user(user).order_by("-subscriber_count", "name")
+    if simple:
+        return [{"name": lst.name, "count": lst.subscriber_count} for lst in lists.order_by("name")]
+    return [
+        {
+            "id": lst.pk,
+            "name": lst.name,
+            "count": lst.subscriber_count,
+            "description": lst.description,
+            "key_field": lst.key_field,
+            "owner": lst.owner.username,
+            "created_at": lst.created_at,
+        }
+        for lst in lists
+    ]
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    search: str = ""
+    list_name: str | None = None
+    status: str | None = None
+    page: int = 1
+    limit: int = 50
+    sort_by: str = "created_at"
+    sort_order: str = "desc"
+    search_mode: str = "smart"
+    owner_username: str | None = None
+
+
+def subscriber_search(*, user, query: SearchQuery) -> dict:
+    """Seed 000 `GET /search`: filters, a smart strategy for the term, capped counting."""
+    started = time.perf_counter()
+    qs = subscribers_for_user(user)
+    lists = lists_for_user(user)
+    if query.list_name:
+        lst = list_get(user=user, name=query.list_name, owner_username=query.owner_username)
+        qs = Subscriber.objects.filter(list=lst)
+        lists = SubscriberList.objects.filter(pk=lst.pk)
+    if query.status:
+        qs = qs.filter(status=query.status)
+    strategy = "all"
+    if query.search:
+        strategy = _search_strategy(query.search, query.search_mode)
+        qs = qs.filter(_search_filter(query.search, strategy, lists))
+
+    if strategy == "all" and not query.status:
+        # Nothing narrows the lists: their maintained counters are the exact total.
+        total, estimated = lists.aggregate(n=Sum("subscriber_count"))["n"] or 0, False
+    else:
+        total, estimated = capped_count(qs)
+
+    direction = "-" if query.sort_order == "desc" else ""
+    offset = (query.page - 1) * query.limit
+    page = list(
+        qs.select_related("list").order_by(f"{direction}{query.sort_by}", f"{direction}id")[
+            offset : offset + query.limit
+        ]
+    )
+    total_pages = math.ceil(total / query.limit) if total else 0
+    pagination = {
+        "current_page": query.page,
+        "total_pages": total_pages,
+        "total": total,
+        "limit": query.limit,
+        "has_next": query.page < total_pages,
+        "has_prev": query.page > 1,
+    }
+    if estimated:
+        pagination["total_is_estimate"] = True
+    return {
+        "subscribers": page,
+        "pagination": pagination,
+        "performance": {
+            "query_time": f"{time.perf_counter() - started:.3f}s",
+            "strategy": strategy,
+            "results_count": len(page),
+        },
+    }
+
+
+def list_subscribers_page(*, subscriber_list: SubscriberList, page: int, limit: int, search: str) -> dict:
+    """Seed 000 `GET /list/{list_name}`: one page of a list, newest first."""
+    qs = Subscriber.objects.filter(list=subscriber_list)
+    if search:
+        term = search.strip()
+        qs = qs.filter(
+            Q(email__contains=term.lower())
+            | Q(phone__contains=term)
+            | Q(name__icontains=term)
+            | Q(standard_fields__icontains=term)
+            | Q(custom_fields__icontains=term)
+        )
+        total, estimated = capped_count(qs)
+    else:
+        total, estimated = subscriber_list.subscriber_count, False
+    offset = (page - 1) * limit
+    rows = list(qs.order_by("-created_at", "-id")[offset : offset + limit])
+    for row in rows:
+        row.list = subscriber_list  # spare a join: every row is on this list
+    total_pages = math.ceil(total / limit) if total else 0
+    pagination = {
+        "current_page": page,
+        "total_pages": total_pages,
+        "total": total,
+        "page_size": limit,
+        "has_more": page < total_pages,
+    }
+    if estimated:
+        pagination["total_is_estimate"] = True
+    return {"success": True, "subscribers": rows, "pagination": pagination}
+
+
+def capped_count(qs: QuerySet) -> tuple[int, bool]:
+    """Count exactly up to SEARCH_COUNT_CAP matches; past it, report the planner's estimate.
+
+    An exact COUNT over a million matching rows costs a full scan on every page; an operator
+    paging through a broad search needs "about 840,000", not that scan."""
+    cap = settings.SEARCH_COUNT_CAP
+    exact = qs.order_by()[: cap + 1].count()
+    if exact <= cap:
+        return exact, False
+    return max(cap, _planner_estimate(qs)), True
+
+
+def _planner_estimate(qs: QuerySet) -> int:
+    if connection.vendor != "postgresql":
+        return settings.SEARCH_COUNT_CAP
+    sql, params = qs.order_by().values("pk").query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+        plan = cursor.fetchone()[0]
+    if isinstance(plan, str):  # psycopg may hand back the JSON as text
+        plan = json.loads(plan)
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
+def _search_strategy(term: str, mode: str) -> str:
+    """Seed 000's `analyze_search_specificity`: an address is looked up exactly, the start of
+    one by prefix, digits as a phone number, anything else as free text."""
+    if mode != "smart":
+        return mode
+    if "@" in term and " " not in term.strip():
+        local, _, domain = term.strip().partition("@")
+        return "exact" if local and "." in domain and not domain.endswith(".") else "prefix"
+    if _PHONE_LIKE.match(term.strip()):
+        return "phone"
+    return "contains"
+
+
+def _search_filter(term: str, strategy: str, lists: QuerySet[SubscriberList]) -> Q:
+    term = term.strip()
+    lowered = term.lower()
+    if strategy == "exact":
+        return Q(email=lowered) | Q(phone=term)
+    if strategy == "prefix":
+        return Q(email__startswith=lowered) | Q(phone__startswith=term)
+    if strategy == "phone":
+        digits = re.sub(r"[^\d]", "", term)
+        return Q(phone__contains=digits)
+    matching_lists = list(lists.filter(name__icontains=term).values_list("pk", flat=True)[:100])
+    condition = Q(email__contains=lowered) | Q(name__icontains=term)
+    if matching_lists:
+        condition |= Q(list_id__in=matching_lists)
+    return condition
+
+
+def analyze_fields(*, user, list_names: list[str]) -> dict:
+    """Seed 000 `POST /analyze-fields`: which fields the chosen lists offer for merge fields.
+
+    universal: the key field every chosen list shares; standard/custom: every key present in
+    those JSON columns on any subscriber of those lists."""
+    lists = [list_get(user=user, name=name) for name in list_names]
+    key_fields = {lst.key_field for lst in lists}
+    universal = sorted(key_fields) if len(key_fields) == 1 else []
+    ids = [lst.pk for lst in lists]
+    return {
+        "universal": universal,
+        "standard": _json_keys(ids, "standard_fields"),
+        "custom": _json_keys(ids, "custom_fields"),
+    }
+
+
+def _json_keys(list_ids: list[int], column: str) -> list[str]:
+    """Distinct keys of a JSON column over the given lists, computed in the database."""
+    if not list_ids:
+        return []
+    table = Subscriber._meta.db_table
+    assert column in ("standard_fields", "custom_fields")
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"SELECT DISTINCT jsonb_object_keys({column}) FROM {table} WHERE list_id = ANY(%s)", [list_ids]
+            )
+        else:
+            placeholders = ",".join(["%s"] * len(list_ids))
+            cursor.execute(
+                f"SELECT DISTINCT j.key FROM {table}, json_each({table}.{column}) AS j "
+                f"WHERE {table}.list_id IN ({placeholders})",
+                list_ids,
+            )
+        return sorted(row[0] for row in cursor.fetchall())
+
+
+def list_field_keys(subscriber_list: SubscriberList) -> tuple[list[str], list[str]]:
+    """The standard and custom field names used on one list (export columns)."""
+    return (
+        _json_keys([subscriber_list.pk], "standard_fields"),
+        _json_keys([subscriber_list.pk], "custom_fields"),
+    )
+
+
+def user_by_username(username: str):
+    user = get_user_model().objects.filter(username=username).first()
+    if user is None:
+        raise NotFound(f"User '{username}' not found", field="owner")
+    return user
+
