@@ -1,3 +1,28 @@
 from django.contrib import admin
+from django.http import HttpRequest
 
-# Register your models here.
+from audit.models import AuditLog
+from inboxerr.admin_tools import EstimatedCountPaginator, OwnedAdmin
+
+
+@admin.register(AuditLog)
+class AuditLogAdmin(OwnedAdmin):
+    """The audit trail, read-only: rows are written only by the services that make changes."""
+
+    list_display = ("created_at", "actor", "action", "entity_type", "entity_id", "user_action")
+    list_select_related = ("actor",)
+    list_filter = ("action", "entity_type")
+    search_fields = ("=entity_id", "user_action")
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+    readonly_fields = [f.name for f in AuditLog._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: AuditLog | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: AuditLog | None = None) -> bool:
+        return False  # `manage.py purge_audit` is the one way rows leave

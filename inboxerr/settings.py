@@ -110,7 +110,12 @@ TEMPLATES = [
 
 # --- Database --------------------------------------------------------------------------------------
 
-DATABASES = {"default": _env("DATABASE_URL", env.db_url, f"sqlite:///{BASE_DIR / 'inboxerr.sqlite3'}")}
+_database_url = env.str("DATABASE_URL", default="") or f"sqlite:///{BASE_DIR / 'inboxerr.sqlite3'}"
+if _database_url.split("://", 1)[0] not in ("postgres", "postgresql", "pgsql", "sqlite"):
+    raise ImproperlyConfigured(
+        "Invalid value for environment variable DATABASE_URL: use postgres://user:pass@host:port/name or sqlite:///path"
+    )
+DATABASES = {"default": _env("DATABASE_URL", lambda _name, default: env.db_url_config(default), _database_url)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The embedded default: web and worker share one file. WAL lets readers run beside the
     # writer; IMMEDIATE transactions take the write lock up front instead of failing mid-way.
@@ -223,10 +228,6 @@ IMPORT_DIR = Path(env.str("IMPORT_DIR", default=str(BASE_DIR / "var" / "imports"
 globals().update(_env("EMAIL_URL", env.email_url, "consolemail://"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="inboxerr@localhost")
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
-
-# --- Metrics -------------------------------------------------------------------------------------
-
-METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 # --- I18N, static --------------------------------------------------------------------------------
 

@@ -1,3 +1,210 @@
-from django.contrib import admin
+"""The operations console for lists, subscribers and suppressions. Every change goes through
+the same services as the API, so the admin writes the same audit rows and keeps the same rules."""
 
-# Register your models here.
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.template.response import TemplateResponse
+from django.utils.text import slugify
+
+from inboxerr.admin_tools import EstimatedCountPaginator, OwnedAdmin, admin_actor
+from inboxerr.errors import ServiceError
+from subscribers import services
+from subscribers.exports import csv_lines
+from subscribers.models import Subscriber, SubscriberList, SubscriberStatus, Suppression
+from subscribers.normalize import RecordError, clean_record
+
+
+@admin.register(SubscriberList)
+class SubscriberListAdmin(OwnedAdmin):
+    list_display = ("name", "owner", "key_field", "subscriber_count", "created_at")
+    list_select_related = ("owner",)
+    search_fields = ("name",)
+    list_filter = ("key_field",)
+    readonly_fields = ("subscriber_count", "created_at")
+    actions = ("export_list", "delete_lists")
+
+    def get_fields(self, request: HttpRequest, obj: SubscriberList | None = None):
+        fields = ["name", "description", "key_field", "subscriber_count", "created_at"]
+        if request.user.is_superuser and obj is None:
+            fields.insert(0, "owner")
+        return fields
+
+    def get_readonly_fields(self, request: HttpRequest, obj: SubscriberList | None = None):
+        # The key field is fixed once subscribers have been keyed on it.
+        return (*self.readonly_fields, "key_field") if obj else self.readonly_fields
+
+    def get_actions(self, request: HttpRequest):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # deletion goes through the safe action below
+        return actions
+
+    def has_delete_permission(self, request: HttpRequest, obj: SubscriberList | None = None) -> bool:
+        return False  # the plain delete would skip the safety checks; use "Delete list safely"
+
+    def save_model(self, request: HttpRequest, obj: SubscriberList, form: forms.ModelForm, change: bool) -> None:
+        actor = admin_actor(request)
+        if change:
+            saved = services.list_update(actor=actor, subscriber_list=obj, name=obj.name, description=obj.description)
+        else:
+            owner = obj.owner if request.user.is_superuser and obj.owner_id else request.user
+            saved = services.list_create(
+                actor=actor, owner=owner, name=obj.name, description=obj.description, key_field=obj.key_field
+            )
+        obj.pk = saved.pk
+
+    @admin.action(description="Export selected list as CSV", permissions=["view"])
+    def export_list(self, request: HttpRequest, queryset: QuerySet[SubscriberList]) -> HttpResponse | None:
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one list to export.", level=messages.WARNING)
+            return None
+        subscriber_list = queryset.get()
+        rows = services.list_export(actor=admin_actor(request), subscriber_list=subscriber_list)
+        response = StreamingHttpResponse(csv_lines(rows), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{slugify(subscriber_list.name) or "list"}.csv"'
+        return response
+
+    @admin.action(description="Delete selected lists safely (with their subscribers)", permissions=["change"])
+    def delete_lists(self, request: HttpRequest, queryset: QuerySet[SubscriberList]) -> HttpResponse | None:
+        if not request.user.has_perm("subscribers.delete_subscriberlist"):
+            self.message_user(request, "You may not delete lists.", level=messages.ERROR)
+            return None
+        if request.POST.get("confirmed") != "yes":
+            context = {
+                **self.admin_site.each_context(request),
+                "title": "Delete lists",
+                "lists": queryset,
+                "total": sum(lst.subscriber_count for lst in queryset),
+                "queryset": queryset,
+                "opts": self.model._meta,
+                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            }
+            return TemplateResponse(request, "admin/subscribers/delete_lists_confirm.html", context)
+        force = request.POST.get("force") == "on"
+        reason = request.POST.get("reason", "")[:500]
+        for subscriber_list in queryset:
+            try:
+                summary = services.list_delete(
+                    actor=admin_actor(request), subscriber_list=subscriber_list, force=force, reason=reason
+                )
+            except ServiceError as exc:
+                self.report(request, exc)
+                continue
+            self.message_user(request, f"{summary['message']}: {summary['deletion_summary']['subscribers_deleted']:,} subscribers removed.")
+        return None
+
+
+class SubscriberAdminForm(forms.ModelForm):
+    class Meta:
+        model = Subscriber
+        fields = ("list", "email", "phone", "name", "status", "standard_fields", "custom_fields")
+
+    def clean(self) -> dict:
+        data = super().clean()
+        subscriber_list = data.get("list")
+        if subscriber_list is None:
+            return data
+        try:
+            clean = clean_record(
+                {k: data.get(k) for k in ("email", "phone", "name", "status", "standard_fields", "custom_fields")},
+                subscriber_list.key_field,
+            )
+        except RecordError as exc:
+            field = exc.field if exc.field in self.fields else None
+            raise forms.ValidationError({field: exc.message} if field else str(exc)) from None
+        clash = Subscriber.objects.filter(list=subscriber_list, key=clean.key)
+        if self.instance.pk:
+            clash = clash.exclude(pk=self.instance.pk)
+        if clash.exists():
+            raise forms.ValidationError({subscriber_list.key_field: f"{clean.key} is already on this list."})
+        return data
+
+
+class ListFilter(admin.SimpleListFilter):
+    """The lists the viewer owns (a related filter over every list would not scale or scope)."""
+
+    title = "list"
+    parameter_name = "list"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin):
+        lists = SubscriberList.objects.all() if request.user.is_superuser else SubscriberList.objects.filter(owner=request.user)
+        return [(str(pk), name) for pk, name in lists.order_by("name").values_list("pk", "name")[:200]]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Subscriber]):
+        return queryset.filter(list_id=self.value()) if self.value() else queryset
+
+
+def _status_action(status: str):
+    def action(modeladmin: "SubscriberAdmin", request: HttpRequest, queryset: QuerySet[Subscriber]) -> None:
+        changed = services.subscribers_set_status(actor=admin_actor(request), subscribers=queryset, status=status)
+        modeladmin.message_user(request, f"{changed} subscriber(s) set to {status}.")
+
+    action.__name__ = f"mark_{status}"
+    return admin.action(description=f"Mark selected subscribers as {status}", permissions=["change"])(action)
+
+
+@admin.register(Subscriber)
+class SubscriberAdmin(OwnedAdmin):
+    owner_path = "list__owner"
+    form = SubscriberAdminForm
+    list_display = ("email", "phone", "name", "status", "list", "created_at")
+    list_select_related = ("list",)
+    list_filter = ("status", ListFilter)
+    # "^" = starts-with: uses the email pattern index instead of scanning a million rows.
+    search_fields = ("^email", "^phone", "name")
+    search_help_text = "Email or phone prefix, or part of a name."
+    raw_id_fields = ("list",)
+    readonly_fields = ("key", "import_job", "created_at", "updated_at")
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+    list_per_page = 50
+    ordering = ("-created_at", "-id")
+    actions = [_status_action(status) for status in SubscriberStatus.values]
+
+    def formfield_for_foreignkey(self, db_field, request: HttpRequest, **kwargs):
+        if db_field.name == "list" and not request.user.is_superuser:
+            kwargs["queryset"] = SubscriberList.objects.filter(owner=request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def save_model(self, request: HttpRequest, obj: Subscriber, form: forms.ModelForm, change: bool) -> None:
+        data = {k: form.cleaned_data.get(k) for k in ("email", "phone", "name", "status", "standard_fields", "custom_fields")}
+        actor = admin_actor(request)
+        if change:
+            saved = services.subscriber_update(actor=actor, subscriber=obj, data={**data, "list": obj.list.name})
+        else:
+            saved = services.subscriber_create(actor=actor, owner=obj.list.owner, list_name=obj.list.name, record=data)
+        obj.pk = saved.pk
+
+    def delete_model(self, request: HttpRequest, obj: Subscriber) -> None:
+        services.subscriber_delete(actor=admin_actor(request), subscriber=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Subscriber]) -> None:
+        services.subscribers_delete(actor=admin_actor(request), subscribers=queryset)
+
+
+@admin.register(Suppression)
+class SuppressionAdmin(OwnedAdmin):
+    list_display = ("address", "channel", "reason", "owner", "created_at")
+    list_select_related = ("owner",)
+    list_filter = ("channel", "reason")
+    search_fields = ("^address",)
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+    fields = ("channel", "address", "reason")
+
+    def has_change_permission(self, request: HttpRequest, obj: Suppression | None = None) -> bool:
+        return False  # a suppression is added or removed, never edited
+
+    def save_model(self, request: HttpRequest, obj: Suppression, form: forms.ModelForm, change: bool) -> None:
+        saved = services.suppression_create(
+            actor=admin_actor(request), owner=request.user, channel=obj.channel, address=obj.address, reason=obj.reason
+        )
+        obj.pk = saved.pk
+
+    def delete_model(self, request: HttpRequest, obj: Suppression) -> None:
+        services.suppression_delete(actor=admin_actor(request), suppression=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Suppression]) -> None:
+        for suppression in queryset:  # admin selections are a page at most
+            services.suppression_delete(actor=admin_actor(request), suppression=suppression)

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, QuerySet
+from django.db.models import Count, F, QuerySet
 from django.utils import timezone
 
 from audit.services import audit_record
@@ -60,6 +60,8 @@ def _validate_list_fields(name: str, key_field: str) -> str:
         raise InvalidInput("name: is required", field="name")
     if len(name) > 200:
         raise InvalidInput("name: is longer than 200 characters", field="name")
+    if "/" in name:
+        raise InvalidInput("name: must not contain '/' (list names are used in URLs)", field="name")
     if key_field not in KeyField.values:
         raise InvalidInput(f"key_field: must be one of {', '.join(KeyField.values)}", field="key_field")
     return name
@@ -104,6 +106,29 @@ def list_get_or_create(*, actor: Actor, owner, name: str, key_field: str | None 
         return list_create(actor=actor, owner=owner, name=name, key_field=key_field or KeyField.EMAIL)
     except Conflict:  # created by a concurrent request since we looked
         return SubscriberList.objects.get(owner=owner, name=name)
+
+
+@transaction.atomic
+def list_update(*, actor: Actor, subscriber_list: SubscriberList, name: str, description: str) -> SubscriberList:
+    """Rename or describe a list. The key field never changes: every key was built from it."""
+    name = _validate_list_fields(name, subscriber_list.key_field)
+    locked = SubscriberList.objects.select_for_update().get(pk=subscriber_list.pk)
+    if name != locked.name and SubscriberList.objects.filter(owner_id=locked.owner_id, name=name).exists():
+        raise Conflict(f"List '{name}' already exists", field="name")
+    before = list_snapshot(locked)
+    locked.name, locked.description = name, description or ""
+    locked.save(update_fields=["name", "description"])
+    audit_record(
+        actor=actor,
+        action="update",
+        entity_type="list",
+        entity_id=locked.pk,
+        owner_id=locked.owner_id,
+        user_action=f"Updated list '{name}'",
+        before=before,
+        after=list_snapshot(locked),
+    )
+    return locked
 
 
 def list_delete(*, actor: Actor, subscriber_list: SubscriberList, force: bool = False, reason: str = "") -> dict:
@@ -322,6 +347,28 @@ def subscriber_delete(*, actor: Actor, subscriber: Subscriber) -> None:
         user_action=f"Deleted subscriber {before['email'] or before['phone']} from list '{before['list']}'",
         before=before,
     )
+
+
+@transaction.atomic
+def subscribers_delete(*, actor: Actor, subscribers: QuerySet[Subscriber]) -> int:
+    """Delete many subscribers (admin bulk delete): set-based, counters adjusted, one audit row."""
+    ids = list(subscribers.values_list("pk", flat=True))
+    per_list = dict(
+        Subscriber.objects.filter(pk__in=ids).values_list("list_id").annotate(n=Count("pk")).values_list("list_id", "n")
+    )
+    owners = set(SubscriberList.objects.filter(pk__in=per_list).values_list("owner_id", flat=True))
+    deleted = Subscriber.objects.filter(pk__in=ids).delete()[0]
+    for list_id, count in per_list.items():
+        _bump_count(list_id, -count)
+    audit_record(
+        actor=actor,
+        action="delete",
+        entity_type="subscriber",
+        owner_id=owners.pop() if len(owners) == 1 else None,
+        user_action=f"Deleted {deleted} subscriber(s)",
+        metadata={"subscriber_ids": ids[:1000], "count": deleted},
+    )
+    return deleted
 
 
 @transaction.atomic

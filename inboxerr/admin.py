@@ -1,0 +1,74 @@
+"""Admin for API tokens: the add form issues a token and shows it once (only its digest is
+stored), replacing knox's admin, which cannot issue one."""
+
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.http import HttpRequest
+from knox.models import AuthToken
+
+from inboxerr.accounts import api_token_create
+from inboxerr.admin_tools import admin_actor
+from inboxerr.models import WorkerHeartbeat
+
+admin.site.site_header = "Inboxerr operations"
+admin.site.site_title = "Inboxerr"
+admin.site.index_title = "Operations console"
+
+if admin.site.is_registered(AuthToken):
+    admin.site.unregister(AuthToken)
+
+
+class TokenCreateForm(forms.ModelForm):
+    user = forms.ModelChoiceField(queryset=get_user_model().objects.filter(is_active=True))
+    expiry_days = forms.IntegerField(min_value=1, max_value=3650, initial=settings.API_TOKEN_TTL.days)
+
+    class Meta:
+        model = AuthToken
+        fields = ("user",)
+
+
+@admin.register(AuthToken)
+class AuthTokenAdmin(admin.ModelAdmin):
+    list_display = ("token_key", "user", "created", "expiry")
+    list_select_related = ("user",)
+    search_fields = ("user__username", "=token_key")
+    form = TokenCreateForm
+
+    def get_queryset(self, request: HttpRequest):
+        qs = super().get_queryset(request)
+        return qs if request.user.is_superuser else qs.filter(user=request.user)
+
+    def formfield_for_foreignkey(self, db_field, request: HttpRequest, **kwargs):
+        if db_field.name == "user" and not request.user.is_superuser:
+            kwargs["queryset"] = get_user_model().objects.filter(pk=request.user.pk)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def has_change_permission(self, request: HttpRequest, obj: AuthToken | None = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: AuthToken, form: forms.ModelForm, change: bool) -> None:
+        user = form.cleaned_data["user"]
+        if not request.user.is_superuser and user.pk != request.user.pk:
+            raise PermissionError("Only superusers issue tokens for other users")
+        instance, token = api_token_create(
+            actor=admin_actor(request), username=user.get_username(), expiry_days=form.cleaned_data["expiry_days"]
+        )
+        obj.pk = instance.pk
+        self.message_user(
+            request,
+            f"Token for {user.get_username()}: {token} — copy it now, it is not shown again.",
+            level=messages.WARNING,
+        )
+
+
+@admin.register(WorkerHeartbeat)
+class WorkerHeartbeatAdmin(admin.ModelAdmin):
+    list_display = ("name", "beat_at", "hostname", "pid")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: WorkerHeartbeat | None = None) -> bool:
+        return False

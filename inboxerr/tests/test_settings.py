@@ -1,0 +1,52 @@
+"""Invalid configuration stops the process at start with a message naming the variable."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _start_with(**overrides: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, **overrides}
+    return subprocess.run(
+        [sys.executable, "-c", "import django; django.setup(); from django.conf import settings; settings.DATABASES"],
+        cwd=ROOT, env={**env, "DJANGO_SETTINGS_MODULE": "inboxerr.settings"},
+        capture_output=True, text=True, timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DEBUG", "ture"),
+        ("Q_WORKERS", "0"),
+        ("Q_WORKERS", "many"),
+        ("IMPORT_MAX_BYTES", "-5"),
+        ("DATABASE_URL", "nosuchdb://x"),
+        ("API_TOKEN_TTL_DAYS", "soon"),
+    ],
+)
+def test_invalid_value_fails_at_start_naming_the_variable(name, value):
+    result = _start_with(**{name: value})
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert name in result.stderr
+
+
+def test_defaults_start_with_sqlite_and_the_orm_broker():
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "DEBUG")}
+    result = subprocess.run(
+        [sys.executable, "-c",
+         "import django; django.setup(); from django.conf import settings as s; "
+         "print(s.DATABASES['default']['ENGINE'], s.Q_CLUSTER.get('orm'), s.DEBUG, s.EMAIL_BACKEND)"],
+        cwd=ROOT, env={**env, "DJANGO_SETTINGS_MODULE": "inboxerr.settings"},
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        "django.db.backends.sqlite3", "default", "False", "django.core.mail.backends.console.EmailBackend"
+    ]
