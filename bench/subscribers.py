@@ -136,6 +136,7 @@ def django_setup(url: str) -> None:
     import warnings
 
     warnings.filterwarnings("ignore", message="SECRET_KEY is not set")
+    warnings.filterwarnings("ignore", message="No directory at")  # whitenoise: no collectstatic here
     import django
 
     django.setup()
@@ -199,6 +200,7 @@ def seed() -> dict:
     list_case = "CASE " + " ".join(f"WHEN n %% 1000 < {hi} THEN {pk}" for _lo, hi, pk, _k in bounds) + " END"
     phone_lists = [pk for _lo, _hi, pk, key in bounds if key == "phone"]
 
+    proposed_indexes_apply("none")  # candidate indexes are the --proposed flag's business
     with connection.cursor() as cur:
         # Secondary indexes are dropped for the load and rebuilt from their own definitions
         # (whatever migrations define today); constraint-backed indexes stay.
@@ -210,9 +212,18 @@ def seed() -> dict:
             """,
             [table],
         )
-        secondary = cur.fetchall()
-        for name, _def in secondary:
-            cur.execute(f'DROP INDEX "{name}"')
+        secondary = dict(cur.fetchall())
+        # Remembered before dropping, so a run that dies mid-seed still rebuilds them next time.
+        cur.execute("SELECT value FROM bench_meta WHERE key = 'indexes'")
+        row = cur.fetchone()
+        remembered = (json.loads(row[0]) if isinstance(row[0], str) else row[0]) if row else {}
+        secondary = {k: v for k, v in {**remembered, **secondary}.items() if k not in PROPOSED}
+        cur.execute(
+            "INSERT INTO bench_meta VALUES ('indexes', %s) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+            [json.dumps(secondary)],
+        )
+        for name in secondary:
+            cur.execute(f'DROP INDEX IF EXISTS "{name}"')
 
     first, last, domains = _sql_array(FIRST), _sql_array(LAST), _sql_array(DOMAINS)
     cities, countries, companies = _sql_array(CITIES), _sql_array(COUNTRIES), _sql_array(COMPANIES)
@@ -288,9 +299,9 @@ def seed() -> dict:
         cur.execute("SET maintenance_work_mem = '1GB'")
         cur.execute("SET max_parallel_maintenance_workers = 2")
         index_s = {}
-        for name, definition in secondary:
+        for name, definition in secondary.items():
             t = time.perf_counter()
-            cur.execute(definition)
+            cur.execute(definition.replace("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ", 1))
             index_s[name] = round(time.perf_counter() - t, 1)
             print(f"  index {name}: {index_s[name]}s")
         t = time.perf_counter()
@@ -310,6 +321,54 @@ def seed() -> dict:
             [json.dumps(state)],
         )
     return state
+
+
+# --------------------------------------------------------------------------------------------
+# candidate indexes (not in the app's migrations): --proposed creates them, a run without it
+# drops them, so every run measures exactly the schema it says it measures.
+
+PROPOSED = {
+    # `search` prefix mode ORs `phone LIKE 'x%'` with the email prefix: the plain btree on phone
+    # cannot serve LIKE under a non-C collation, so the OR cannot become a BitmapOr.
+    "bench_sub_phone_pattern": ("search",
+        "CREATE INDEX IF NOT EXISTS bench_sub_phone_pattern ON subscribers_subscriber (phone varchar_pattern_ops)"),
+    # name__icontains compiles to UPPER(name::text) LIKE UPPER(%s): sub_name_trgm on bare `name`
+    # never matches that expression.
+    "bench_sub_name_upper_trgm": ("search",
+        "CREATE INDEX IF NOT EXISTS bench_sub_name_upper_trgm ON subscribers_subscriber "
+        "USING gin (upper(name::text) gin_trgm_ops)"),
+    # list/{name}?search= also ORs phone contains and icontains on both JSON columns.
+    "bench_sub_phone_trgm": ("all",
+        "CREATE INDEX IF NOT EXISTS bench_sub_phone_trgm ON subscribers_subscriber USING gin (phone gin_trgm_ops)"),
+    "bench_sub_std_trgm": ("all",
+        "CREATE INDEX IF NOT EXISTS bench_sub_std_trgm ON subscribers_subscriber "
+        "USING gin (upper(standard_fields::text) gin_trgm_ops)"),
+    "bench_sub_cst_trgm": ("all",
+        "CREATE INDEX IF NOT EXISTS bench_sub_cst_trgm ON subscribers_subscriber "
+        "USING gin (upper(custom_fields::text) gin_trgm_ops)"),
+}
+
+
+def proposed_indexes_apply(level: str) -> dict:
+    """Create the candidate indexes of `level` ('search' or 'all'), drop the others."""
+    from django.db import connection
+
+    wanted = {"none": (), "search": ("search",), "all": ("search", "all")}[level]
+    built = {}
+    with connection.cursor() as cur:
+        cur.execute("SET maintenance_work_mem = '1GB'")
+        for name, (group, definition) in PROPOSED.items():
+            if group in wanted:
+                cur.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s", [name])
+                if not cur.fetchone():
+                    t = time.perf_counter()
+                    cur.execute(definition)
+                    built[name] = round(time.perf_counter() - t, 1)
+                    print(f"  built {name} in {built[name]}s")
+            else:
+                cur.execute(f'DROP INDEX IF EXISTS "{name}"')
+        cur.execute("RESET maintenance_work_mem")
+    return built
 
 
 # --------------------------------------------------------------------------------------------
@@ -412,6 +471,10 @@ def scenarios(terms: dict[str, list]) -> list[tuple[str, str, list[tuple[str, di
          [(f"{API}/list/{BIG_LIST}", {"page": 1, "limit": 50})], True),
         ("list_page500", f"list/{BIG_LIST} page 500 (limit 50)",
          [(f"{API}/list/{BIG_LIST}", {"page": 500, "limit": 50})], True),
+        ("list_page5000", f"list/{BIG_LIST} page 5000 (limit 50): OFFSET cost, for reference",
+         [(f"{API}/list/{BIG_LIST}", {"page": 5000, "limit": 50})], False),
+        ("list_small_page100", "list/vip (10k) page 100 (limit 50), for reference",
+         [(f"{API}/list/vip", {"page": 100, "limit": 50})], False),
         ("list_search", f"list/{BIG_LIST}?search=<surname fragment> (email, name, JSON fields)",
          each("name", lambda t: (f"{API}/list/{BIG_LIST}", {"search": t})), False),
         ("lists_simple", "lists?simple=true", [(f"{API}/lists", {"simple": "true"})], True),
@@ -481,6 +544,7 @@ def export_child(list_name: str) -> None:
         "seconds": total, "first_byte_s": ttfb, "bytes": size, "lines": lines,
         "rss_before_kb": baseline_kb, "vmhwm_kb": _proc_status("VmHWM"),
         "ru_maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "python_cpu_s": round(time.process_time(), 1),
     }))
 
 
@@ -526,6 +590,9 @@ def main() -> int:
     parser.add_argument("--only", help="comma-separated scenario keys to run")
     parser.add_argument("--no-export", action="store_true", help="skip the export measurement")
     parser.add_argument("--explain", action="store_true", help="EXPLAIN ANALYZE the slowest SQL of each scenario")
+    parser.add_argument("--proposed", choices=("none", "search", "all"), default="none",
+                        help="candidate indexes to measure with: none (the migrated schema, default), "
+                             "search (phone pattern + UPPER(name) trigram), all (+ trigram on phone and JSON)")
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     parser.add_argument("--export-child", metavar="LIST", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -548,6 +615,8 @@ def main() -> int:
     else:
         print(f"already seeded ({state['seeded_at']}); --reseed to start again")
     print(f"seed: {json.dumps(state)}")
+    print(f"candidate indexes: {args.proposed}")
+    proposed_built = proposed_indexes_apply(args.proposed)
     with connection.cursor() as cur:
         cur.execute("ANALYZE subscribers_subscriber")
         cur.execute("ANALYZE subscribers_subscriberlist")
@@ -609,9 +678,11 @@ def main() -> int:
               f"{'ok' if ok_time else 'MISS'} (<30 s)")
         print(f"export peak RSS: {export['vmhwm_kb'] / 1024:.0f} MB (process after Django setup: "
               f"{export['rss_before_kb'] / 1024:.0f} MB) {'ok' if ok_rss else 'MISS'} (<150 MB)")
+        print(f"export CPU in the Python process: {export['python_cpu_s']}s of {export['seconds']:.1f}s")
 
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": info, "seed": state, "table_size": table_size,
+                                                "proposed": args.proposed, "proposed_built_s": proposed_built,
                                                 "scenarios": results, "export": export}, indent=2, default=str))
     return 0
 

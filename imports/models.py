@@ -50,6 +50,11 @@ class ImportJob(models.Model):
     retry_count = models.PositiveIntegerField(default=0)
     checkpoint = models.JSONField(default=dict, blank=True)
     stats = models.JSONField(default=dict, blank=True)
+    # How to read the source: key_field, mapping, update_existing, detected encoding/delimiter.
+    options = models.JSONField(default=dict, blank=True)
+    # Set by the worker that holds the job; a chunk commits only while it still matches, so a
+    # job handed to a second worker (after the first went silent) is never written by both.
+    worker_token = models.CharField(max_length=32, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -67,3 +72,19 @@ class ImportJob(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE_IMPORT_STATUSES
+
+
+class ImportRowError(models.Model):
+    """One row an import could not take, with the reason and the row as it was in the file."""
+
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="row_errors")
+    row = models.BigIntegerField(help_text="Row number in the file; the header is row 1.")
+    reason = models.CharField(max_length=500)
+    values = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["job", "row"]
+        indexes = [models.Index(fields=["job", "row"], name="import_error_job_row")]
+
+    def __str__(self) -> str:
+        return f"row {self.row}: {self.reason}"

@@ -222,6 +222,12 @@ SEARCH_COUNT_CAP = _env_positive_int("SEARCH_COUNT_CAP", 10_000)
 IMPORT_MAX_BYTES = _env_positive_int("IMPORT_MAX_BYTES", 1024**3)
 IMPORT_RETENTION_HOURS = _env_positive_int("IMPORT_RETENTION_HOURS", 72)
 IMPORT_DIR = Path(env.str("IMPORT_DIR", default=str(BASE_DIR / "var" / "imports")))
+# Rows written per chunk: each chunk is one transaction with its counters and checkpoint.
+IMPORT_CHUNK_ROWS = _env_positive_int("IMPORT_CHUNK_ROWS", 20_000)
+# A processing job whose heartbeat is older than this is stuck: the sweeper hands it to another worker.
+IMPORT_STUCK_AFTER_SECONDS = _env_positive_int("IMPORT_STUCK_AFTER_SECONDS", 300)
+# How often the sweeper resumes a stuck job before marking it failed.
+IMPORT_MAX_AUTO_RETRIES = _env("IMPORT_MAX_AUTO_RETRIES", env.int, 3)
 
 # --- Email and SMS (the campaigns issue builds on these) -----------------------------------------
 

@@ -1,0 +1,252 @@
+"""Running one import job: read the source from its checkpoint, clean rows, and write them in
+chunks. Each chunk commits its subscribers, row errors, list counter, job counters, heartbeat and
+checkpoint in one transaction, so a job that dies resumes exactly where its last chunk ended and
+the final counts equal those of an uninterrupted run."""
+
+import json
+import logging
+import time
+import uuid
+from datetime import timedelta
+from collections.abc import Iterator
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from audit.services import audit_record
+from imports.models import ImportJob, ImportRowError, ImportSource, ImportStatus
+from imports.parsing import CsvFormat, CsvRowError, FileFormatError, iter_records, plan_columns, read_header
+from imports.rows import CleanRow, CsvRowCleaner, JsonRowCleaner, RowError
+from imports.writers import ChunkCounts, writer_for
+from inboxerr.actors import Actor
+from subscribers.models import SubscriberList
+
+logger = logging.getLogger("inboxerr.imports")
+
+
+class JobLost(Exception):
+    """The job was cancelled, or handed to another worker, while this one was running it."""
+
+
+def import_claim(*, job_id) -> str | None:
+    """Take a pending job (or one whose worker went silent) for this worker. Returns the worker
+    token, or None when the job is not there to take (done, cancelled, or alive elsewhere)."""
+    token = uuid.uuid4().hex
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.IMPORT_STUCK_AFTER_SECONDS)
+    with transaction.atomic():
+        claimed = (
+            ImportJob.objects.filter(pk=job_id)
+            .filter(Q(status=ImportStatus.PENDING) | Q(status=ImportStatus.PROCESSING, heartbeat_at__lt=stale))
+            .update(status=ImportStatus.PROCESSING, worker_token=token, heartbeat_at=now, updated_at=now)
+        )
+        if not claimed:
+            return None
+        job = ImportJob.objects.get(pk=job_id)
+        if job.started_at is None:
+            ImportJob.objects.filter(pk=job_id).update(started_at=now)
+        resuming = f" (resuming after row {job.checkpoint['row']})" if job.checkpoint.get("row") else ""
+        audit_record(
+            actor=Actor.system(),
+            action="update",
+            entity_type="import_job",
+            entity_id=job.pk,
+            owner_id=job.owner_id,
+            user_action=f"Import into '{job.list_name}' started{resuming}",
+            after={"status": ImportStatus.PROCESSING},
+        )
+    return token
+
+
+def _records(job: ImportJob) -> Iterator[tuple[int, object, int]]:
+    path = Path(job.file_path)
+    checkpoint = job.checkpoint or {}
+    if job.source == ImportSource.JSON:
+        yield from _json_records(path, checkpoint.get("offset", 0), checkpoint.get("row", 0) + 1)
+        return
+    fmt = CsvFormat(**job.options["format"])
+    yield from iter_records(
+        path, fmt, start=checkpoint.get("offset", fmt.header_end), first_record=checkpoint.get("row", 1) + 1
+    )
+
+
+def _json_records(path: Path, offset: int, first: int) -> Iterator[tuple[int, object, int]]:
+    """JSON Lines written by the background-upload endpoint: one record per line, numbered from 1."""
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        number = first
+        for raw in handle:
+            offset += len(raw)
+            try:
+                record = json.loads(raw)
+            except ValueError as exc:
+                record = CsvRowError(f"invalid JSON: {exc}")
+            yield number, record, offset
+            number += 1
+
+
+def _cleaner(job: ImportJob, key_field: str) -> CsvRowCleaner | JsonRowCleaner:
+    if job.source == ImportSource.JSON:
+        return JsonRowCleaner(key_field)
+    fmt = CsvFormat(**job.options["format"])
+    plan = plan_columns(read_header(Path(job.file_path), fmt), job.options.get("mapping"))
+    return CsvRowCleaner(plan, key_field)
+
+
+def import_run(*, job_id, token: str) -> ImportJob:
+    """Run a claimed job to its end (or until it is cancelled or taken over)."""
+    job = ImportJob.objects.select_related("list").get(pk=job_id)
+    if job.list is None:
+        return _finish(job, token, ImportStatus.FAILED, error="The list was deleted")
+    if not job.file_path or not Path(job.file_path).exists():
+        return _finish(job, token, ImportStatus.FAILED, error="The uploaded file is no longer available")
+    writer = writer_for(
+        job_id=job.pk,
+        list_id=job.list_id,
+        owner_id=job.list.owner_id,
+        update_existing=job.options.get("update_existing", True),
+    )
+    try:
+        cleaner = _cleaner(job, job.list.key_field)
+        writer.prepare()
+        started = time.monotonic()
+        for chunk in _chunks(_records(job), cleaner, settings.IMPORT_CHUNK_ROWS):
+            _commit_chunk(job, token, writer, chunk)
+        job.refresh_from_db()
+        final = _final_status(job)
+        job = _finish(job, token, final, elapsed=time.monotonic() - started)
+    except JobLost:
+        logger.info("Import %s stopped: cancelled or taken over by another worker", job_id)
+        return ImportJob.objects.get(pk=job_id)
+    except (FileFormatError, OSError, ValueError) as exc:
+        return _finish(job, token, ImportStatus.FAILED, error=str(exc))
+    writer.drop()
+    return job
+
+
+class _Chunk:
+    __slots__ = ("rows", "errors", "in_chunk_duplicates", "last_row", "offset")
+
+    def __init__(self) -> None:
+        self.rows: list[CleanRow] = []
+        self.errors: list[RowError] = []
+        self.in_chunk_duplicates = 0
+        self.last_row = 0
+        self.offset = 0
+
+    def __len__(self) -> int:
+        return len(self.rows) + len(self.errors) + self.in_chunk_duplicates
+
+
+def _chunks(records, cleaner, size: int) -> Iterator[_Chunk]:
+    chunk, keys = _Chunk(), set()
+    for number, cells, offset in records:
+        result = cleaner.clean(number, cells)
+        if isinstance(result, RowError):
+            chunk.errors.append(result)
+        elif result.key in keys:
+            chunk.in_chunk_duplicates += 1  # first occurrence wins, as in seed 000
+        else:
+            keys.add(result.key)
+            chunk.rows.append(result)
+        chunk.last_row, chunk.offset = number, offset
+        if len(chunk) >= size:
+            yield chunk
+            chunk, keys = _Chunk(), set()
+    if len(chunk) or chunk.offset:
+        yield chunk
+
+
+def _commit_chunk(job: ImportJob, token: str, writer, chunk: _Chunk) -> None:
+    with transaction.atomic():
+        counts: ChunkCounts = writer.write(chunk.rows)
+        ImportRowError.objects.bulk_create(
+            [ImportRowError(job_id=job.pk, row=e.row, reason=e.reason, values=e.values) for e in chunk.errors],
+            batch_size=1000,
+        )
+        if counts.created:
+            SubscriberList.objects.filter(pk=job.list_id).update(subscriber_count=F("subscriber_count") + counts.created)
+        size = max(job.size_bytes, 1)
+        updated = (
+            ImportJob.objects.filter(pk=job.pk, worker_token=token, status=ImportStatus.PROCESSING)
+            .update(
+                processed_rows=F("processed_rows") + len(chunk),
+                created=F("created") + counts.created,
+                updated=F("updated") + counts.updated,
+                duplicates=F("duplicates") + counts.duplicates + chunk.in_chunk_duplicates,
+                invalid=F("invalid") + len(chunk.errors),
+                stats=_stats_update(job, counts),
+                progress=min(99.9, round(100.0 * chunk.offset / size, 1)),
+                checkpoint={"offset": chunk.offset, "row": chunk.last_row},
+                heartbeat_at=timezone.now(),
+                updated_at=timezone.now(),
+            )
+        )
+        if not updated:
+            raise JobLost  # rolls this chunk back: the job is not ours any more
+    job.refresh_from_db(fields=["stats"])
+
+
+def _stats_update(job: ImportJob, counts: ChunkCounts) -> dict:
+    stats = dict(job.stats or {})
+    stats["unchanged"] = stats.get("unchanged", 0) + counts.unchanged
+    stats["chunks"] = stats.get("chunks", 0) + 1
+    return stats
+
+
+def _final_status(job: ImportJob) -> str:
+    valid = job.processed_rows - job.invalid
+    if job.invalid and not valid:
+        return ImportStatus.FAILED
+    if job.invalid:
+        return ImportStatus.PARTIALLY_COMPLETED
+    return ImportStatus.COMPLETED
+
+
+def _finish(job: ImportJob, token: str, status: str, *, error: str = "", elapsed: float | None = None) -> ImportJob:
+    now = timezone.now()
+    with transaction.atomic():
+        job = ImportJob.objects.select_for_update().get(pk=job.pk)
+        if job.worker_token != token or job.status != ImportStatus.PROCESSING:
+            return job  # cancelled or taken over meanwhile: whoever holds it now finishes it
+        stats = dict(job.stats or {})
+        if elapsed:
+            stats["last_run_seconds"] = round(elapsed, 2)
+        if job.started_at:
+            duration = (now - job.started_at).total_seconds()
+            stats["duration_seconds"] = round(duration, 2)
+            stats["rows_per_second"] = round(job.processed_rows / duration) if duration > 0 else job.processed_rows
+        if job.processed_rows:
+            stats["duplicate_percentage"] = round(100.0 * job.duplicates / job.processed_rows, 2)
+            stats["success_rate"] = round(100.0 * (job.processed_rows - job.invalid) / job.processed_rows, 2)
+        keep_file = status == ImportStatus.FAILED
+        job.status = status
+        job.finished_at = now
+        job.heartbeat_at = now
+        job.error_message = error or (
+            f"{job.invalid} of {job.processed_rows} rows were invalid" if job.invalid else ""
+        )
+        job.total_rows = job.processed_rows
+        job.progress = 100.0 if status != ImportStatus.FAILED else job.progress
+        job.stats = stats
+        path = job.file_path
+        if not keep_file:
+            job.file_path = ""
+        job.save()
+        audit_record(
+            actor=Actor.system(),
+            action="import",
+            entity_type="import_job",
+            entity_id=job.pk,
+            owner_id=job.owner_id,
+            user_action=f"Import into '{job.list_name}' {status}: {job.created} created, {job.updated} updated, "
+            f"{job.duplicates} duplicates, {job.invalid} invalid",
+            after={"status": status, "created": job.created, "updated": job.updated,
+                   "duplicates": job.duplicates, "invalid": job.invalid, "error": job.error_message},
+        )
+        if not keep_file and path:
+            transaction.on_commit(lambda: Path(path).unlink(missing_ok=True))
+    return job

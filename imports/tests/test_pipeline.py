@@ -1,0 +1,32 @@
+import pytest
+
+from imports.models import ImportJob, ImportRowError, ImportStatus
+from imports.tests.helpers import import_file, run_now, write
+from subscribers.models import Subscriber, SubscriberList, Suppression
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_import_counts_created_duplicates_and_invalid_rows(owner, tmp_path, settings):
+    settings.IMPORT_CHUNK_ROWS = 2
+    path = write(tmp_path, "Email,First Name,Plan\na@x.io,Ann,pro\nb@x.io,Bo,\nA@X.io,Again,\nbad,Nope,\nc@x.io,,free\n")
+    job = run_now(import_file(owner, path))
+    assert job.status == ImportStatus.PARTIALLY_COMPLETED
+    assert (job.processed_rows, job.created, job.updated, job.duplicates, job.invalid) == (5, 3, 0, 1, 1)
+    assert job.file_path == "" and not path.with_name("x").exists()
+    a = Subscriber.objects.get(key="a@x.io")
+    assert a.name == "Ann" and a.standard_fields == {"first_name": "Ann"} and a.custom_fields == {"plan": "pro"}
+    assert SubscriberList.objects.get(name="News").subscriber_count == 3
+    error = ImportRowError.objects.get(job=job)
+    assert error.row == 5 and "not a valid email" in error.reason and error.values["Email"] == "bad"
+
+
+def test_reimport_updates_changed_rows_only_and_keeps_unsubscribed(owner, tmp_path):
+    run_now(import_file(owner, write(tmp_path, "email,name,status\na@x.io,Ann,unsubscribed\nb@x.io,Bo,\n")))
+    assert Suppression.objects.filter(address="a@x.io", reason="unsubscribed").exists()
+    job = run_now(import_file(owner, write(tmp_path, "email,name,status,city\na@x.io,Ann,active,\nb@x.io,Bob,,Oslo\nc@x.io,Cy,,\n", "two.csv")))
+    assert (job.created, job.updated, job.stats["unchanged"]) == (1, 1, 1)
+    assert Subscriber.objects.get(key="a@x.io").status == "unsubscribed"
+    b = Subscriber.objects.get(key="b@x.io")
+    assert b.name == "Bob" and b.custom_fields == {"city": "Oslo"} and b.status == "active"
+    assert SubscriberList.objects.get().subscriber_count == 3

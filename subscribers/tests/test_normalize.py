@@ -1,0 +1,130 @@
+"""Validation and normalisation of one record (every way in shares it) and the CSV cell guard."""
+
+import pytest
+
+from subscribers.exports import safe_cell
+from subscribers.normalize import RecordError, clean_record, normalize_email, normalize_phone, normalize_status
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [(" Ann@Example.COM ", "ann@example.com"), ("", ""), (None, ""), ("o'brien+tag@mail.example.org", "o'brien+tag@mail.example.org")],
+)
+def test_emails_are_trimmed_and_lower_cased(raw, expected):
+    assert normalize_email(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["plainaddress", "a@", "@example.com", "a b@example.com", "a@example..com"])
+def test_an_invalid_email_is_refused_naming_the_field(raw):
+    with pytest.raises(RecordError) as caught:
+        normalize_email(raw)
+
+    assert caught.value.field == "email"
+    assert str(caught.value) == f"email: '{raw.lower()}' is not a valid email address"
+
+
+def test_a_very_long_bad_value_is_shortened_in_the_message():
+    with pytest.raises(RecordError) as caught:
+        normalize_email("x" * 300)
+
+    assert len(caught.value.message) < 120
+    assert "…" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [("(415) 555-2671", "+14155552671"), ("+1 415-555-2671", "+14155552671"), ("+44 20 7183 8750", "+442071838750")],
+)
+def test_phones_are_stored_in_e164(raw, expected):
+    assert normalize_phone(raw) == expected
+
+
+def test_a_phone_without_country_code_uses_the_default_region(settings):
+    settings.PHONE_DEFAULT_REGION = "GB"
+
+    assert normalize_phone("020 7183 8750") == "+442071838750"
+
+
+@pytest.mark.parametrize("raw, message", [("12", "is not a valid phone number"), ("call me", "is not a phone number")])
+def test_an_invalid_phone_is_refused_naming_the_field(raw, message):
+    with pytest.raises(RecordError) as caught:
+        normalize_phone(raw)
+
+    assert caught.value.field == "phone"
+    assert message in caught.value.message
+
+
+def test_status_defaults_to_active_and_is_case_insensitive():
+    assert normalize_status(None) == "active"
+    assert normalize_status(" Bounced ") == "bounced"
+    with pytest.raises(RecordError, match="status: 'asleep' is not a valid status"):
+        normalize_status("asleep")
+
+
+def test_clean_record_sorts_flat_fields_and_derives_the_name():
+    clean = clean_record(
+        {"email": "A@B.io", "first_name": " Ann ", "last_name": "Lee", "plan": "pro", "vip": True, "list": "News"},
+        "email",
+    )
+
+    assert (clean.key, clean.email, clean.name, clean.status) == ("a@b.io", "a@b.io", "Ann Lee", "active")
+    assert clean.standard_fields == {"first_name": "Ann", "last_name": "Lee"}
+    assert clean.custom_fields == {"plan": "pro", "vip": True}
+
+
+def test_nested_fields_win_over_flat_ones_of_the_same_name():
+    clean = clean_record({"email": "a@b.io", "custom_fields": {"plan": "nested"}, "plan": "flat"}, "email")
+
+    assert clean.custom_fields == {"plan": "nested"}
+
+
+def test_a_phone_keyed_record_is_keyed_on_its_e164_number():
+    clean = clean_record({"phone": "(415) 555-2671", "email": ""}, "phone")
+
+    assert (clean.key, clean.phone, clean.email) == ("+14155552671", "+14155552671", "")
+
+
+@pytest.mark.parametrize(
+    "record, key_field, field",
+    [
+        ({"email": "a@b.io"}, "phone", "phone"),
+        ({"phone": "+14155552671"}, "email", "email"),
+        (["a@b.io"], "email", "record"),
+        ({"email": "a@b.io", "standard_fields": ["x"]}, "email", "standard_fields"),
+        ({"email": "a@b.io", "custom_fields": {"tags": ["a", "b"]}}, "email", "tags"),
+        ({"email": "a@b.io", "name": "n" * 201}, "email", "name"),
+    ],
+)
+def test_clean_record_refuses_bad_records_naming_the_field(record, key_field, field):
+    with pytest.raises(RecordError) as caught:
+        clean_record(record, key_field)
+
+    assert caught.value.field == field
+
+
+def test_clean_record_refuses_a_number_jsonb_cannot_store():
+    with pytest.raises(RecordError) as caught:
+        clean_record({"email": "a@b.io", "custom_fields": {"score": float("inf")}}, "email")
+
+    assert caught.value.field == "score"
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("=cmd", "'=cmd"),
+        ("+1+1", "'+1+1"),
+        ("-1+cmd", "'-1+cmd"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\t=1", "'\t=1"),
+        ("+15555550100", "+15555550100"),
+        ("-12.50", "-12.50"),
+        ("plain text", "plain text"),
+        (42, 42),
+        (-3.5, -3.5),
+        (None, ""),
+        (True, "True"),
+    ],
+)
+def test_safe_cell_neutralises_formulas_but_keeps_data(value, expected):
+    assert safe_cell(value) == expected
