@@ -8,6 +8,12 @@ from inboxerr.accounts import roles_ensure
 from inboxerr.tests.factories import UserFactory
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    # Tests create many users; the production hasher would spend most of the suite's time.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def operators_group(db):
     return roles_ensure()

@@ -3,6 +3,7 @@
 
 from dataclasses import dataclass, field
 
+import math
 import re
 
 import phonenumbers
@@ -152,6 +153,8 @@ def _scalar(value: object, name: object) -> object:
     # Field values are what a merge field prints: strings, numbers, booleans or null.
     if isinstance(value, (dict, list)):
         raise RecordError(str(name), "must be a string, number, boolean or null")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise RecordError(str(name), "must be a finite number")
     if isinstance(value, str):
         return value.strip()
     return value

@@ -136,26 +136,25 @@ def list_delete(*, actor: Actor, subscriber_list: SubscriberList, force: bool = 
     unless forced; cancels the list's jobs, removes their waiting files, deletes the subscribers
     set-based, clears the job records and records the whole thing as one audit row."""
     started = time.perf_counter()
-    active_jobs = ImportJob.objects.filter(list=subscriber_list, status__in=ACTIVE_IMPORT_STATUSES)
-    active_count = active_jobs.count()
-    if active_count and not force:
-        raise Conflict(
-            f"List '{subscriber_list.name}' has {active_count} active import job(s); "
-            "pass force=true to cancel them and delete the list",
-            field="force",
-            extra={"active_jobs": active_count},
-        )
     threshold = settings.LIST_DELETE_CONFIRM_THRESHOLD
-    if subscriber_list.subscriber_count > threshold and not force:
-        raise Conflict(
-            f"List '{subscriber_list.name}' has {subscriber_list.subscriber_count:,} subscribers "
-            f"(more than {threshold:,}); pass force=true to confirm the deletion",
-            field="force",
-            extra={"subscriber_count": subscriber_list.subscriber_count, "requires_confirmation": True},
-        )
-
     with transaction.atomic():
+        # Lock first, then check: an import queued meanwhile cannot slip past the checks.
         locked = SubscriberList.objects.select_for_update().get(pk=subscriber_list.pk)
+        active_count = ImportJob.objects.filter(list=locked, status__in=ACTIVE_IMPORT_STATUSES).count()
+        if active_count and not force:
+            raise Conflict(
+                f"List '{locked.name}' has {active_count} active import job(s); "
+                "pass force=true to cancel them and delete the list",
+                field="force",
+                extra={"active_jobs": active_count},
+            )
+        if locked.subscriber_count > threshold and not force:
+            raise Conflict(
+                f"List '{locked.name}' has {locked.subscriber_count:,} subscribers "
+                f"(more than {threshold:,}); pass force=true to confirm the deletion",
+                field="force",
+                extra={"subscriber_count": locked.subscriber_count, "requires_confirmation": True},
+            )
         jobs = ImportJob.objects.filter(list=locked)
         waiting_files = [path for path in jobs.exclude(file_path="").values_list("file_path", flat=True)]
         jobs_cancelled = jobs.filter(status__in=ACTIVE_IMPORT_STATUSES).update(
@@ -164,7 +163,8 @@ def list_delete(*, actor: Actor, subscriber_list: SubscriberList, force: bool = 
             error_message="Cancelled: the list was deleted",
         )
         subscribers_deleted = _delete_list_subscribers(locked.pk)
-        job_records_cleaned, _ = jobs.delete()
+        job_ids = list(jobs.values_list("pk", flat=True))
+        job_records_cleaned = jobs.delete()[1].get(ImportJob._meta.label, 0)
         before = list_snapshot(locked)
         list_id, list_name, owner_id = locked.pk, locked.name, locked.owner_id
         locked.delete()
@@ -184,6 +184,7 @@ def list_delete(*, actor: Actor, subscriber_list: SubscriberList, force: bool = 
             },
         )
         transaction.on_commit(lambda: _remove_files(waiting_files))
+        transaction.on_commit(lambda: _drop_seen_tables(job_ids))
 
     elapsed = time.perf_counter() - started
     return {
@@ -218,6 +219,14 @@ def _delete_list_subscribers(list_id: int) -> int:
 def _remove_files(paths: Iterable[str]) -> None:
     for path in paths:
         Path(path).unlink(missing_ok=True)
+
+
+def _drop_seen_tables(job_ids: list) -> None:
+    from imports.writers import seen_table  # imports build on subscribers, not the reverse
+
+    with connection.cursor() as cursor:
+        for job_id in job_ids:
+            cursor.execute(f"DROP TABLE IF EXISTS {seen_table(job_id)}")
 
 
 @transaction.atomic

@@ -40,6 +40,15 @@ class SubscriberWriteSerializer(serializers.Serializer):
     custom_fields = serializers.DictField(required=False)
 
 
+    def validate(self, attrs: dict) -> dict:
+        unknown = sorted(set(self.initial_data) - set(self.fields)) if isinstance(self.initial_data, dict) else []
+        if unknown:
+            raise serializers.ValidationError(
+                {name: "is not a subscriber field; put extra data in standard_fields or custom_fields" for name in unknown}
+            )
+        return attrs
+
+
 class SubscriberUpdateSerializer(SubscriberWriteSerializer):
     list = serializers.CharField(max_length=200, required=False, help_text="Move to another list by name.")
 
@@ -68,11 +77,14 @@ class ListSummarySerializer(serializers.Serializer):
     created_at = serializers.DateTimeField(required=False)
 
 
+MAX_PAGE = 1_000_000
+
+
 class SearchParamsSerializer(serializers.Serializer):
     search = serializers.CharField(required=False, allow_blank=True, default="", max_length=254)
     list_name = serializers.CharField(required=False, allow_blank=True, max_length=200)
     status = serializers.ChoiceField(choices=SubscriberStatus.choices, required=False)
-    page = serializers.IntegerField(min_value=1, default=1)
+    page = serializers.IntegerField(min_value=1, max_value=MAX_PAGE, default=1)
     limit = serializers.IntegerField(min_value=1, max_value=200, default=50)
     sort_by = serializers.ChoiceField(choices=SORTABLE_FIELDS, default="created_at")
     sort_order = serializers.ChoiceField(choices=("asc", "desc"), default="desc")
@@ -81,7 +93,7 @@ class SearchParamsSerializer(serializers.Serializer):
 
 
 class ListPageParamsSerializer(serializers.Serializer):
-    page = serializers.IntegerField(min_value=1, default=1)
+    page = serializers.IntegerField(min_value=1, max_value=MAX_PAGE, default=1)
     limit = serializers.IntegerField(min_value=1, max_value=100, default=50)
     search = serializers.CharField(required=False, allow_blank=True, default="", max_length=254)
     owner = serializers.CharField(required=False, help_text="Superusers: whose list this is.")

@@ -1,5 +1,4 @@
 import csv
-import sys
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -23,14 +22,14 @@ class Command(BaseCommand):
             rows = services.list_export(actor=Actor(user=None, source="command"), subscriber_list=subscriber_list)
         except ServiceError as exc:
             raise CommandError(exc.message) from None
-        handle = sys.stdout if output == "-" else open(output, "w", newline="", encoding="utf-8")
+        handle = self.stdout if output == "-" else open(output, "w", newline="", encoding="utf-8")
         count = -1
         try:
             writer = csv.writer(handle)
             for count, row in enumerate(rows):
                 writer.writerow(row)
         finally:
-            if handle is not sys.stdout:
+            if output != "-":
                 handle.close()
         if output != "-":
             self.stderr.write(f"Exported {max(count, 0):,} subscribers of '{list_name}' to {output}")
