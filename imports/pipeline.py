@@ -5,14 +5,16 @@ the final counts equal those of an uninterrupted run."""
 
 import json
 import logging
+import queue
+import threading
 import time
 import uuid
 from datetime import timedelta
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -96,8 +98,9 @@ def _cleaner(job: ImportJob, key_field: str) -> CsvRowCleaner | JsonRowCleaner:
     return CsvRowCleaner(plan, key_field)
 
 
-def import_run(*, job_id, token: str) -> ImportJob:
-    """Run a claimed job to its end (or until it is cancelled or taken over)."""
+def import_run(*, job_id, token: str, on_chunk: Callable[[int, int], None] | None = None) -> ImportJob:
+    """Run a claimed job to its end (or until it is cancelled or taken over). `on_chunk` hears
+    (rows read so far in this run, byte offset) after each committed chunk."""
     job = ImportJob.objects.select_related("list").get(pk=job_id)
     if job.list is None:
         return _finish(job, token, ImportStatus.FAILED, error="The list was deleted")
@@ -111,10 +114,9 @@ def import_run(*, job_id, token: str) -> ImportJob:
     )
     try:
         cleaner = _cleaner(job, job.list.key_field)
-        writer.prepare()
         started = time.monotonic()
-        for chunk in _chunks(_records(job), cleaner, settings.IMPORT_CHUNK_ROWS):
-            _commit_chunk(job, token, writer, chunk)
+        chunks = _chunks(_records(job), cleaner, settings.IMPORT_CHUNK_ROWS)
+        _write_behind(job, token, writer, chunks, on_chunk)
         job.refresh_from_db()
         final = _final_status(job)
         job = _finish(job, token, final, elapsed=time.monotonic() - started)
@@ -125,6 +127,49 @@ def import_run(*, job_id, token: str) -> ImportJob:
         return _finish(job, token, ImportStatus.FAILED, error=str(exc))
     writer.drop()
     return job
+
+
+def _write_behind(job: ImportJob, token: str, writer, chunks: Iterator["_Chunk"], on_chunk) -> None:
+    """Parse in this thread while a second thread (with its own database connection) commits the
+    previous chunk: Python's row cleaning and PostgreSQL's upsert overlap instead of taking
+    turns, which nearly halves an import's wall time on two cores. At most two chunks wait."""
+    handoff: queue.Queue = queue.Queue(maxsize=2)
+    failure: list[BaseException] = []
+
+    def commit_chunks() -> None:
+        rows = 0
+        try:
+            writer.prepare()
+            while (chunk := handoff.get()) is not None:
+                if failure:
+                    continue  # keep draining so the parser never blocks on a full queue
+                try:
+                    _commit_chunk(job, token, writer, chunk)
+                except BaseException as exc:  # re-raised in the parsing thread below
+                    failure.append(exc)
+                    continue
+                rows += len(chunk)
+                if on_chunk:
+                    on_chunk(rows, chunk.offset)
+        except BaseException as exc:
+            failure.append(exc)
+            while handoff.get() is not None:
+                pass
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=commit_chunks, name=f"import-writer-{job.pk}", daemon=True)
+    thread.start()
+    try:
+        for chunk in chunks:
+            if failure:
+                break
+            handoff.put(chunk)
+    finally:
+        handoff.put(None)
+        thread.join()
+    if failure:
+        raise failure[0]
 
 
 class _Chunk:

@@ -105,6 +105,7 @@ def import_create(
     mapping: object = None,
     update_existing: bool = True,
     force: bool = False,
+    enqueue: bool = True,
 ) -> ImportJob:
     """Create and queue an import of a stored file into a list (created on first use). Refuses
     the same file for the same list while a job for it exists, unless forced."""
@@ -152,7 +153,8 @@ def import_create(
         user_action=f"Queued import of '{job.filename}' ({stored.size:,} bytes) into '{job.list_name}'",
         after={"status": job.status, "sha256": job.sha256, "source": source},
     )
-    transaction.on_commit(lambda: _enqueue(job.pk))
+    if enqueue:
+        transaction.on_commit(lambda: _enqueue(job.pk))
     return job
 
 

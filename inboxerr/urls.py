@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from imports.api.urls import subscriber_job_urlpatterns
 from inboxerr.health import health
 from subscribers.api.views import SuppressionViewSet
 
@@ -10,7 +11,9 @@ router = DefaultRouter(trailing_slash=True)
 router.register("suppressions", SuppressionViewSet, basename="suppression")
 
 api_v1 = [
+    path("subscribers/", include(subscriber_job_urlpatterns)),
     path("subscribers/", include("subscribers.api.urls")),
+    path("imports/", include("imports.api.urls")),
     path("", include(router.urls)),
 ]
 

@@ -1,0 +1,75 @@
+from rest_framework import serializers
+
+from imports.models import ImportJob
+from imports.selectors import job_figures
+from subscribers.models import KeyField
+
+
+class ImportCsvSerializer(serializers.Serializer):
+    """The multipart form of POST /api/v1/imports/csv (the file itself streams to disk)."""
+
+    file = serializers.FileField(help_text="The CSV file (UTF-8, UTF-8 with BOM or cp1252; comma, semicolon or tab).")
+    list_name = serializers.CharField(max_length=200)
+    key_field = serializers.ChoiceField(choices=KeyField.choices, required=False)
+    mapping = serializers.JSONField(required=False, help_text='Column -> field, e.g. {"E-mail": "email", "Tier": "custom:plan", "Notes": "ignore"}')
+    update_existing = serializers.BooleanField(default=True)
+    force = serializers.BooleanField(default=False, help_text="Import a file already imported into this list.")
+
+
+class ImportJobSerializer(serializers.ModelSerializer):
+    import_id = serializers.UUIDField(source="id", read_only=True)
+    status = serializers.SerializerMethodField(help_text="The stored status, or `stuck` when the worker went quiet.")
+    stored_status = serializers.CharField(source="status", read_only=True)
+    unchanged = serializers.SerializerMethodField()
+    rows_per_second = serializers.SerializerMethodField()
+    eta_seconds = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ImportJob
+        fields = [
+            "import_id", "id", "list_name", "source", "filename", "sha256", "size_bytes", "status", "stored_status",
+            "total_rows", "processed_rows", "created", "updated", "unchanged", "duplicates", "invalid", "progress",
+            "rows_per_second", "eta_seconds", "heartbeat_at", "started_at", "finished_at", "error_message",
+            "retry_count", "checkpoint", "stats", "created_at", "updated_at",
+        ]
+        read_only_fields = fields
+
+    def _figures(self, job: ImportJob) -> dict:
+        cache = self.context.setdefault("_figures", {})
+        if job.pk not in cache:
+            cache[job.pk] = job_figures(job)
+        return cache[job.pk]
+
+    def get_status(self, job: ImportJob) -> str:
+        return self._figures(job)["display_status"]
+
+    def get_unchanged(self, job: ImportJob) -> int:
+        return (job.stats or {}).get("unchanged", 0)
+
+    def get_rows_per_second(self, job: ImportJob) -> float:
+        return self._figures(job)["rows_per_second"]
+
+    def get_eta_seconds(self, job: ImportJob) -> float | None:
+        return self._figures(job)["eta_seconds"]
+
+
+class ImportAcceptedSerializer(serializers.Serializer):
+    import_id = serializers.UUIDField()
+    job_id = serializers.UUIDField()
+    status = serializers.CharField()
+    sha256 = serializers.CharField()
+    list_name = serializers.CharField()
+    filename = serializers.CharField()
+    size_bytes = serializers.IntegerField()
+    message = serializers.CharField()
+
+
+class BackgroundUploadSerializer(serializers.Serializer):
+    list_name = serializers.CharField(max_length=200)
+    subscribers = serializers.ListField(child=serializers.JSONField(), allow_empty=False, max_length=1_000_000)
+    processing_mode = serializers.ChoiceField(choices=["background"], default="background")
+
+
+class ImportListParamsSerializer(serializers.Serializer):
+    status = serializers.CharField(required=False)
+    list_name = serializers.CharField(required=False)
