@@ -9,7 +9,9 @@ streams the export of the 900k list in a child process whose peak RSS is measure
 
     .venv/bin/python bench/subscribers.py               # seed if needed, then measure
     .venv/bin/python bench/subscribers.py --reseed      # drop the bench database and seed again
-    .venv/bin/python bench/subscribers.py -n 50 --explain
+    .venv/bin/python bench/subscribers.py -n 50 --explain   # + EXPLAIN ANALYZE of each slowest SQL
+    .venv/bin/python bench/subscribers.py --proposed search # measure with the candidate indexes
+    .venv/bin/python bench/subscribers.py --only search_prefix,export --json out.json
 
 Environment: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/inboxerr_bench).
 It never touches the application's own database. Not a test: it prints figures; the analysis

@@ -4,6 +4,8 @@ import csv
 import re
 from collections.abc import Iterator
 
+from django.db import transaction
+
 from subscribers.models import Subscriber, SubscriberList
 from subscribers.selectors import list_field_keys
 
@@ -35,17 +37,20 @@ def export_rows(subscriber_list: SubscriberList) -> Iterator[list]:
         .order_by("id")
         .values_list("email", "phone", "name", "status", "created_at", "updated_at", "standard_fields", "custom_fields")
     )
-    for email, phone, name, status, created_at, updated_at, std, cst in rows.iterator(chunk_size=5000):
-        yield [
-            safe_cell(email),
-            safe_cell(phone),
-            safe_cell(name),
-            status,
-            created_at.isoformat(),
-            updated_at.isoformat(),
-            *(safe_cell(std.get(key)) for key in standard),
-            *(safe_cell(cst.get(key)) for key in custom),
-        ]
+    # Inside a transaction the server-side cursor is a plain one; outside, Django must declare it
+    # WITH HOLD and PostgreSQL materialises the whole result to disk first (240 MB at 900k rows).
+    with transaction.atomic():
+        for email, phone, name, status, created_at, updated_at, std, cst in rows.iterator(chunk_size=5000):
+            yield [
+                safe_cell(email),
+                safe_cell(phone),
+                safe_cell(name),
+                status,
+                created_at.isoformat(),
+                updated_at.isoformat(),
+                *(safe_cell(std.get(key)) for key in standard),
+                *(safe_cell(cst.get(key)) for key in custom),
+            ]
 
 
 class _Echo:

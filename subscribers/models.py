@@ -73,9 +73,9 @@ class Subscriber(models.Model):
             models.Index(fields=["list", "-created_at", "-id"], name="sub_list_created"),
             models.Index(fields=["-created_at", "-id"], name="sub_created"),
             models.Index(fields=["list", "status"], name="sub_list_status"),
-            models.Index(fields=["phone"], name="sub_phone"),
-            # PostgreSQL also gets a pattern index on email (exact and prefix search) and trigram
-            # indexes on email and name (free text): migration 0002, skipped on SQLite.
+            # PostgreSQL also gets pattern indexes on email and phone (exact and prefix search)
+            # and trigram indexes on email and UPPER(name) (free text): migrations 0002/0003,
+            # skipped on SQLite.
         ]
 
     def __str__(self) -> str:

@@ -10,10 +10,12 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import BooleanField, Q, QuerySet, Sum
+from django.db.models.expressions import RawSQL
 
 from inboxerr.errors import InvalidInput, NotFound
 from subscribers.models import Subscriber, SubscriberList, Suppression
+from subscribers.normalize import RecordError, normalize_phone
 
 SORTABLE_FIELDS = ("created_at", "updated_at", "email", "phone", "name", "status")
 SEARCH_MODES = ("smart", "exact", "prefix", "contains")
@@ -113,8 +115,8 @@ def subscriber_search(*, user, query: SearchQuery) -> dict:
         qs = qs.filter(status=query.status)
     strategy = "all"
     if query.search:
-        strategy = _search_strategy(query.search, query.search_mode)
-        qs = qs.filter(_search_filter(query.search, strategy, lists))
+        strategy = search_strategy(query.search, query.search_mode)
+        qs = qs.filter(search_filter(query.search, strategy, lists))
 
     if strategy == "all" and not query.status:
         # Nothing narrows the lists: their maintained counters are the exact total.
@@ -157,11 +159,7 @@ def list_subscribers_page(*, subscriber_list: SubscriberList, page: int, limit: 
     if search:
         term = search.strip()
         qs = qs.filter(
-            Q(email__contains=term.lower())
-            | Q(phone__contains=term)
-            | Q(name__icontains=term)
-            | Q(standard_fields__icontains=term)
-            | Q(custom_fields__icontains=term)
+            Q(email__contains=term.lower()) | Q(phone__contains=term) | Q(name__icontains=term) | json_values_contain(term)
         )
         total, estimated = capped_count(qs)
     else:
@@ -207,7 +205,7 @@ def _planner_estimate(qs: QuerySet) -> int:
     return int(plan[0]["Plan"]["Plan Rows"])
 
 
-def _search_strategy(term: str, mode: str) -> str:
+def search_strategy(term: str, mode: str) -> str:
     """Seed 000's `analyze_search_specificity`: an address is looked up exactly, the start of
     one by prefix, digits as a phone number, anything else as free text."""
     if mode != "smart":
@@ -220,21 +218,58 @@ def _search_strategy(term: str, mode: str) -> str:
     return "contains"
 
 
-def _search_filter(term: str, strategy: str, lists: QuerySet[SubscriberList]) -> Q:
+def search_filter(term: str, strategy: str, lists: QuerySet[SubscriberList] | None = None) -> Q:
+    """The WHERE clause of a search, written so each branch has an index to use on PostgreSQL
+    (see bench/RESULTS.md): email/phone pattern indexes for exact and prefix, trigram indexes on
+    email and UPPER(name) for free text."""
     term = term.strip()
     lowered = term.lower()
     if strategy == "exact":
-        return Q(email=lowered) | Q(phone=term)
+        condition = Q(email=lowered)
+        phone = _as_phone(term)
+        return condition | Q(phone=phone) if phone else condition
     if strategy == "prefix":
-        return Q(email__startswith=lowered) | Q(phone__startswith=term)
+        condition = Q(email__startswith=lowered)
+        if term[:1] == "+" or term[:1].isdigit():
+            condition |= Q(phone__startswith=term if term[:1] == "+" else f"+{term}")
+        return condition
     if strategy == "phone":
+        phone = _as_phone(term)
+        if phone:
+            return Q(phone=phone)
         digits = re.sub(r"[^\d]", "", term)
-        return Q(phone__contains=digits)
-    matching_lists = list(lists.filter(name__icontains=term).values_list("pk", flat=True)[:100])
+        return Q(phone__startswith=f"+{digits}") if term.startswith("+") else Q(phone__contains=digits)
     condition = Q(email__contains=lowered) | Q(name__icontains=term)
-    if matching_lists:
-        condition |= Q(list_id__in=matching_lists)
+    if lists is not None:
+        matching_lists = list(lists.filter(name__icontains=term).values_list("pk", flat=True)[:100])
+        if matching_lists:
+            condition |= Q(list_id__in=matching_lists)
     return condition
+
+
+def _as_phone(term: str) -> str:
+    try:
+        return normalize_phone(term)
+    except RecordError:
+        return ""
+
+
+def json_values_contain(term: str) -> Q:
+    """Subscribers with a standard or custom field whose value (not key) contains `term`."""
+    table = Subscriber._meta.db_table
+    pattern = f"%{term}%"
+    if connection.vendor == "postgresql":
+        sql = (
+            f"EXISTS (SELECT 1 FROM jsonb_each_text({table}.standard_fields || {table}.custom_fields) AS f "
+            "WHERE f.value ILIKE %s)"
+        )
+    else:
+        sql = (
+            f"EXISTS (SELECT 1 FROM json_each({table}.standard_fields) AS f WHERE f.value LIKE %s) OR "
+            f"EXISTS (SELECT 1 FROM json_each({table}.custom_fields) AS f WHERE f.value LIKE %s)"
+        )
+        return Q(RawSQL(sql, (pattern, pattern), output_field=BooleanField()))
+    return Q(RawSQL(sql, (pattern,), output_field=BooleanField()))
 
 
 def analyze_fields(*, user, list_names: list[str]) -> dict:
@@ -245,41 +280,37 @@ def analyze_fields(*, user, list_names: list[str]) -> dict:
     lists = [list_get(user=user, name=name) for name in list_names]
     key_fields = {lst.key_field for lst in lists}
     universal = sorted(key_fields) if len(key_fields) == 1 else []
-    ids = [lst.pk for lst in lists]
-    return {
-        "universal": universal,
-        "standard": _json_keys(ids, "standard_fields"),
-        "custom": _json_keys(ids, "custom_fields"),
-    }
+    standard, custom = _json_keys([lst.pk for lst in lists])
+    return {"universal": universal, "standard": standard, "custom": custom}
 
 
-def _json_keys(list_ids: list[int], column: str) -> list[str]:
-    """Distinct keys of a JSON column over the given lists, computed in the database."""
+def _json_keys(list_ids: list[int]) -> tuple[list[str], list[str]]:
+    """Distinct keys of standard_fields and custom_fields over the given lists, in one scan."""
     if not list_ids:
-        return []
+        return [], []
     table = Subscriber._meta.db_table
-    assert column in ("standard_fields", "custom_fields")
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(
-                f"SELECT DISTINCT jsonb_object_keys({column}) FROM {table} WHERE list_id = ANY(%s)", [list_ids]
+                f"SELECT DISTINCT k.kind, k.key FROM {table} s CROSS JOIN LATERAL ("
+                "SELECT 's' AS kind, jsonb_object_keys(s.standard_fields) AS key "
+                "UNION ALL SELECT 'c', jsonb_object_keys(s.custom_fields)) AS k WHERE s.list_id = ANY(%s)",
+                [list_ids],
             )
         else:
-            placeholders = ",".join(["%s"] * len(list_ids))
+            marks = ",".join(["%s"] * len(list_ids))
             cursor.execute(
-                f"SELECT DISTINCT j.key FROM {table}, json_each({table}.{column}) AS j "
-                f"WHERE {table}.list_id IN ({placeholders})",
-                list_ids,
+                f"SELECT DISTINCT 's', j.key FROM {table} s, json_each(s.standard_fields) AS j WHERE s.list_id IN ({marks}) "
+                f"UNION SELECT DISTINCT 'c', j.key FROM {table} s, json_each(s.custom_fields) AS j WHERE s.list_id IN ({marks})",
+                [*list_ids, *list_ids],
             )
-        return sorted(row[0] for row in cursor.fetchall())
+        rows = cursor.fetchall()
+    return sorted(k for kind, k in rows if kind == "s"), sorted(k for kind, k in rows if kind == "c")
 
 
 def list_field_keys(subscriber_list: SubscriberList) -> tuple[list[str], list[str]]:
     """The standard and custom field names used on one list (export columns)."""
-    return (
-        _json_keys([subscriber_list.pk], "standard_fields"),
-        _json_keys([subscriber_list.pk], "custom_fields"),
-    )
+    return _json_keys([subscriber_list.pk])
 
 
 def user_by_username(username: str):

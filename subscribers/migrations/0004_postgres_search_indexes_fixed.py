@@ -1,0 +1,31 @@
+"""Search indexes that match the queries (see bench/RESULTS.md): Django's icontains compares
+UPPER(name), so the trigram index is on UPPER(name); phone gets a pattern index so prefix search
+on E.164 numbers is an index range scan (the database collation is not C)."""
+
+from django.db import migrations
+
+FORWARD = [
+    "DROP INDEX IF EXISTS sub_name_trgm",
+    "CREATE INDEX IF NOT EXISTS sub_name_upper_trgm ON subscribers_subscriber USING gin (upper(name::text) gin_trgm_ops)",
+    "CREATE INDEX IF NOT EXISTS sub_phone_pattern ON subscribers_subscriber (phone varchar_pattern_ops)",
+]
+BACKWARD = [
+    "DROP INDEX IF EXISTS sub_phone_pattern",
+    "DROP INDEX IF EXISTS sub_name_upper_trgm",
+    "CREATE INDEX IF NOT EXISTS sub_name_trgm ON subscribers_subscriber USING gin (name gin_trgm_ops)",
+]
+
+
+def _run(statements):
+    def run(apps, schema_editor):
+        if schema_editor.connection.vendor != "postgresql":
+            return
+        for statement in statements:
+            schema_editor.execute(statement)
+
+    return run
+
+
+class Migration(migrations.Migration):
+    dependencies = [("subscribers", "0003_drop_plain_phone_index")]
+    operations = [migrations.RunPython(_run(FORWARD), _run(BACKWARD))]
