@@ -1,21 +1,86 @@
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import path, reverse
+from django.utils.html import format_html
 
+from imports import services
+from imports.admin_views import upload_view
 from imports.models import ImportJob
-from inboxerr.admin_tools import OwnedAdmin
+from imports.selectors import job_figures
+from inboxerr.admin_tools import OwnedAdmin, admin_actor
+from inboxerr.errors import ServiceError
 
 
 @admin.register(ImportJob)
 class ImportJobAdmin(OwnedAdmin):
-    list_display = ("id", "list_name", "owner", "status", "processed_rows", "total_rows", "created_at")
+    list_display = ("created_at", "list_name", "filename", "owner", "status_display", "progress_display",
+                    "created", "updated", "duplicates", "invalid")
     list_select_related = ("owner",)
     list_filter = ("status", "source")
     search_fields = ("=id", "list_name", "filename", "=sha256")
     show_full_result_count = False
-    readonly_fields = [f.name for f in ImportJob._meta.fields]
+    readonly_fields = [f.name for f in ImportJob._meta.fields if f.name not in ("worker_token",)] + ["errors_link"]
+    exclude = ("worker_token",)
+    actions = ("cancel_jobs", "retry_jobs", "cleanup_stuck", "clear_finished")
+    change_form_template = "admin/imports/importjob/change_form.html"
+    change_list_template = "admin/imports/importjob/change_list.html"
+
+    def get_urls(self):
+        custom = [path("upload/", self.admin_site.admin_view(lambda request: upload_view(request, self)), name="imports_importjob_upload")]
+        return custom + super().get_urls()
 
     def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
+        return False  # jobs start from the upload page
 
     def has_change_permission(self, request: HttpRequest, obj: ImportJob | None = None) -> bool:
-        return False
+        return False if obj is not None else super().has_change_permission(request, obj)
+
+    @admin.display(description="status", ordering="status")
+    def status_display(self, job: ImportJob) -> str:
+        return job_figures(job)["display_status"]
+
+    @admin.display(description="progress")
+    def progress_display(self, job: ImportJob) -> str:
+        return format_html('<progress max="100" value="{}"></progress> {}%', job.progress, job.progress)
+
+    @admin.display(description="row errors")
+    def errors_link(self, job: ImportJob) -> str:
+        if not job.invalid:
+            return "none"
+        url = reverse("import-errors", args=[job.pk])
+        return format_html('<a href="{}">{} invalid rows (CSV)</a>', url, job.invalid)
+
+    def _each(self, request: HttpRequest, queryset: QuerySet[ImportJob], service, verb: str) -> None:
+        done = 0
+        for job in queryset:
+            try:
+                service(actor=admin_actor(request), job=job)
+                done += 1
+            except ServiceError as exc:
+                self.report(request, exc)
+        if done:
+            self.message_user(request, f"{verb} {done} job(s).")
+
+    @admin.action(description="Cancel selected jobs", permissions=["change"])
+    def cancel_jobs(self, request: HttpRequest, queryset: QuerySet[ImportJob]) -> None:
+        self._each(request, queryset, services.import_cancel, "Cancelled")
+
+    @admin.action(description="Retry selected failed jobs from their checkpoint", permissions=["change"])
+    def retry_jobs(self, request: HttpRequest, queryset: QuerySet[ImportJob]) -> None:
+        self._each(request, queryset, services.import_force_retry, "Retried")
+
+    @admin.action(description="Mark stuck jobs (among the selected) failed", permissions=["change"])
+    def cleanup_stuck(self, request: HttpRequest, queryset: QuerySet[ImportJob]) -> None:
+        result = services.imports_cleanup_stuck(actor=admin_actor(request), jobs=queryset)
+        self.message_user(request, result["message"])
+
+    @admin.action(description="Delete the records of selected finished jobs", permissions=["delete"])
+    def clear_finished(self, request: HttpRequest, queryset: QuerySet[ImportJob]) -> None:
+        result = services.jobs_clear(actor=admin_actor(request), jobs=queryset)
+        self.message_user(request, result["message"])
+
+    def get_actions(self, request: HttpRequest):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
