@@ -1,13 +1,18 @@
 from django.contrib import admin
 from django.http import HttpRequest
 
+from import_export.admin import ExportMixin
+
 from audit.models import AuditLog
+from audit.resources import AuditLogResource
 from inboxerr.admin_tools import EstimatedCountPaginator, OwnedAdmin
 
 
 @admin.register(AuditLog)
-class AuditLogAdmin(OwnedAdmin):
+class AuditLogAdmin(ExportMixin, OwnedAdmin):
     """The audit trail, read-only: rows are written only by the services that make changes."""
+
+    resource_classes = [AuditLogResource]
 
     list_display = ("created_at", "actor", "action", "entity_type", "entity_id", "user_action")
     list_select_related = ("actor",)

@@ -8,12 +8,15 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.utils.text import slugify
 
+from import_export.admin import ImportExportMixin
+
 from inboxerr.admin_tools import EstimatedCountPaginator, OwnedAdmin, admin_actor
 from inboxerr.errors import ServiceError
 from subscribers import selectors, services
-from subscribers.exports import csv_lines
+from inboxerr.csvsafe import csv_lines
 from subscribers.models import Subscriber, SubscriberList, SubscriberStatus, Suppression
 from subscribers.normalize import RecordError, clean_record
+from subscribers.resources import SuppressionResource
 
 
 @admin.register(SubscriberList)
@@ -191,7 +194,12 @@ class SubscriberAdmin(OwnedAdmin):
 
 
 @admin.register(Suppression)
-class SuppressionAdmin(OwnedAdmin):
+class SuppressionAdmin(ImportExportMixin, OwnedAdmin):
+    resource_classes = [SuppressionResource]
+
+    def get_resource_kwargs(self, request: HttpRequest, *args, **kwargs) -> dict:
+        return {"actor": admin_actor(request)}
+
     list_display = ("address", "channel", "reason", "owner", "created_at")
     list_select_related = ("owner",)
     list_filter = ("channel", "reason")

@@ -1,8 +1,6 @@
 """Import endpoints: /api/v1/imports/ (seed 001) and the job routes of seed 000 under
 /api/v1/subscribers/. Views parse, call one service or selector, and shape the output."""
 
-import csv
-
 from django.conf import settings
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -20,7 +18,7 @@ from imports.upload import UPLOAD_FIELD, ImportUploadHandler, StoredUpload
 from inboxerr.api import actor, parse
 from inboxerr.errors import InvalidInput, ServiceError
 from subscribers.api.serializers import SubscriberSerializer
-from subscribers.exports import _Echo, safe_cell
+from inboxerr.csvsafe import csv_lines, safe_cell
 from subscribers.models import Subscriber
 
 TAG = ["imports"]
@@ -143,18 +141,16 @@ class ImportErrorsView(APIView):
         columns = list((job.options or {}).get("columns", {}))
         rows = ImportRowError.objects.filter(job=job).order_by("row").values_list("row", "reason", "values")
 
-        def lines():
-            writer = csv.writer(_Echo())
-            yield writer.writerow(["row", "reason", *columns] if columns else ["row", "reason", "values"])
+        def report():
+            yield ["row", "reason", *columns] if columns else ["row", "reason", "values"]
             for row, reason, values in rows.iterator(chunk_size=2000):
                 if columns:
-                    cells = [values.get(c, "") for c in columns]
-                    extra = [v for k, v in values.items() if k not in columns]
-                    yield writer.writerow([row, safe_cell(reason), *map(safe_cell, cells + extra)])
+                    cells = [values.get(c, "") for c in columns] + [v for k, v in values.items() if k not in columns]
+                    yield [row, safe_cell(reason), *map(safe_cell, cells)]
                 else:
-                    yield writer.writerow([row, safe_cell(reason), safe_cell(str(values))])
+                    yield [row, safe_cell(reason), safe_cell(str(values))]
 
-        response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+        response = StreamingHttpResponse(csv_lines(report()), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="import-{job.pk}-errors.csv"'
         return response
 

@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 from inboxerr.api import actor, parse
 from subscribers import selectors, services
 from subscribers.api import serializers as s
-from subscribers.exports import csv_lines
+from inboxerr.csvsafe import csv_lines
 
 TAG = ["subscribers"]
 VIEW_SUBSCRIBER = ["subscribers.view_subscriber"]
