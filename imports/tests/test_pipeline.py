@@ -30,3 +30,34 @@ def test_reimport_updates_changed_rows_only_and_keeps_unsubscribed(owner, tmp_pa
     b = Subscriber.objects.get(key="b@x.io")
     assert b.name == "Bob" and b.custom_fields == {"city": "Oslo"} and b.status == "active"
     assert SubscriberList.objects.get().subscriber_count == 3
+
+
+def test_two_imports_into_the_same_list_at_once_count_each_subscriber_once(owner, tmp_path, settings):
+    import threading
+
+    from django.db import connections
+
+    settings.IMPORT_CHUNK_ROWS = 50
+    rows = "".join(f"user{i}@x.io,Name{i}\n" for i in range(600))
+    reversed_rows = "".join(f"user{i}@x.io,Other{i}\n" for i in reversed(range(300, 900)))
+    first = import_file(owner, write(tmp_path, "email,name\n" + rows, "a.csv"))
+    second = import_file(owner, write(tmp_path, "email,name\n" + reversed_rows, "b.csv"))
+    results = {}
+
+    def run(job):
+        try:
+            results[job.pk] = run_now(job)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(job,)) for job in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    a, b = results[first.pk], results[second.pk]
+    assert {a.status, b.status} == {ImportStatus.COMPLETED}
+    assert a.created + b.created == 900
+    assert a.updated + b.updated + a.stats["unchanged"] + b.stats["unchanged"] == 300
+    assert Subscriber.objects.count() == 900
+    assert SubscriberList.objects.get().subscriber_count == 900
