@@ -13,9 +13,11 @@ from subscribers.normalize import STANDARD_FIELDS
 
 SNIFF_BYTES = 64 * 1024
 DELIMITERS = (",", ";", "\t", "|")
-# One field may be this large; a larger one makes its row invalid rather than the job fail.
+# One field may be this large; a larger one makes its row invalid (checked after parsing).
 FIELD_SIZE_LIMIT = 1024 * 1024
-csv.field_size_limit(FIELD_SIZE_LIMIT)
+# The csv module's own limit is set far higher: when it trips inside a quoted field spanning
+# lines, the reader restarts mid-field and every following line of it becomes a bogus record.
+csv.field_size_limit(64 * 1024 * 1024)
 
 HEADER_ALIASES = {
     "email": ("email", "e mail", "email address", "e mail address", "mail", "emailaddress", "email addr"),

@@ -210,6 +210,12 @@ def _commit_chunk(job: ImportJob, token: str, writer, chunk: _Chunk) -> None:
         # One chunk at a time per list: two imports into the same list take turns chunk by chunk
         # (no deadlock on overlapping keys); imports into different lists run side by side.
         list(SubscriberList.objects.select_for_update().filter(pk=job.list_id).values_list("pk"))
+        # Still ours? (Checked before the writer touches the job's key table, which a cancel drops.)
+        held = ImportJob.objects.select_for_update().filter(
+            pk=job.pk, worker_token=token, status=ImportStatus.PROCESSING
+        )
+        if not held.exists():
+            raise JobLost
         counts: ChunkCounts = writer.write(chunk.rows)
         ImportRowError.objects.bulk_create(
             [ImportRowError(job_id=job.pk, row=e.row, reason=e.reason, values=e.values) for e in chunk.errors],

@@ -5,7 +5,7 @@ import json
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from imports.parsing import IGNORE, ColumnPlan, CsvRowError
+from imports.parsing import FIELD_SIZE_LIMIT, ColumnPlan, CsvRowError
 from subscribers.models import KeyField, SubscriberStatus
 from subscribers.normalize import RecordError, clean_record, normalize_email, normalize_phone
 
@@ -32,6 +32,15 @@ class RowError:
     values: dict
 
 
+def error_columns(header: list[str]) -> list[str]:
+    """Names for a row's values in the error report: the header, a repeated name numbered."""
+    names, seen = [], {}
+    for name in header:
+        seen[name] = seen.get(name, 0) + 1
+        names.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+    return names
+
+
 def _dumps(data: dict) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
@@ -53,7 +62,7 @@ class CsvRowCleaner:
             next((i for i, name in self.standard if name == "first_name"), None),
             next((i for i, name in self.standard if name == "last_name"), None),
         )
-        self.ignored = [i for i, t in enumerate(plan.targets) if t == IGNORE]
+        self.error_names = error_columns(plan.header)
 
     def missing_key_column(self) -> bool:
         return (self.email_at if self.key_field == KeyField.EMAIL else self.phone_at) is None
@@ -65,6 +74,8 @@ class CsvRowCleaner:
             return self._error(number, cells, f"has {len(cells)} fields but the header has {self.width}")
         if len(cells) < self.width:
             cells = cells + [""] * (self.width - len(cells))
+        if any(len(cell) > FIELD_SIZE_LIMIT for cell in cells):
+            return self._error(number, cells, f"has a field longer than {FIELD_SIZE_LIMIT:,} characters")
         try:
             email = normalize_email(cells[self.email_at]) if self.email_at is not None else ""
             phone = normalize_phone(cells[self.phone_at]) if self.phone_at is not None else ""
@@ -88,11 +99,8 @@ class CsvRowCleaner:
         return CleanRow(key, email, phone, name, status, _dumps(standard), _dumps(custom))
 
     def _error(self, number: int, cells: list[str], reason: str) -> RowError:
-        values = {
-            (self.header[i] if i < self.width else f"extra_{i + 1}"): value[:MAX_ERROR_VALUE_CHARS]
-            for i, value in enumerate(cells)
-        }
-        return RowError(number, reason[:500], values)
+        names = self.error_names + [f"extra_{i + 1}" for i in range(self.width, len(cells))]
+        return RowError(number, reason[:500], {name: value[:MAX_ERROR_VALUE_CHARS] for name, value in zip(names, cells)})
 
 
 class JsonRowCleaner:

@@ -89,6 +89,7 @@ def _check_csv(stored: StoredFile, key_field: str, mapping: dict) -> dict:
         raise InvalidInput("file: the file has a header but no data rows", field="file")
     return {
         "format": {"encoding": fmt.encoding, "delimiter": fmt.delimiter, "header_end": fmt.header_end},
+        "header": header,  # a list: the order of columns (jsonb objects do not keep key order)
         "columns": plan.as_mapping(),
     }
 
@@ -284,13 +285,15 @@ def imports_cleanup_stuck(*, actor: Actor, jobs: QuerySet[ImportJob]) -> dict:
     }
 
 
-def imports_recover_stuck(*, actor: Actor | None = None) -> list[str]:
+def imports_recover_stuck(*, actor: Actor | None = None, jobs: QuerySet[ImportJob] | None = None) -> list[str]:
     """Scheduled sweeper: hand jobs whose worker died back to the queue (they resume from their
-    checkpoint); after IMPORT_MAX_AUTO_RETRIES such recoveries a job is failed instead."""
+    checkpoint); after IMPORT_MAX_AUTO_RETRIES such recoveries a job is failed instead. `jobs`
+    narrows it to the caller's own jobs when a user asks for it."""
     actor = actor or Actor.system()
     requeued: list[str] = []
+    jobs = ImportJob.objects.all() if jobs is None else jobs
     with transaction.atomic():
-        for job in stuck_jobs(ImportJob.objects.filter(status=ImportStatus.PROCESSING)).select_for_update(skip_locked=True):
+        for job in stuck_jobs(jobs.filter(status=ImportStatus.PROCESSING)).select_for_update(skip_locked=True):
             if job.retry_count >= settings.IMPORT_MAX_AUTO_RETRIES:
                 job.status, job.finished_at = ImportStatus.FAILED, timezone.now()
                 job.error_message = f"The worker stopped {job.retry_count + 1} times; giving up (force-retry to try again)"
@@ -318,7 +321,7 @@ def import_files_sweep(*, now=None) -> int:
     removed = 0
     expired = ImportJob.objects.filter(status=ImportStatus.FAILED, finished_at__lt=cutoff).exclude(file_path="")
     for job in expired:
-        Path(job.file_path).unlink(missing_ok=True)
+        _cleanup_job_storage(job.pk, job.file_path)  # a retry is no longer possible: keys go too
         ImportJob.objects.filter(pk=job.pk).update(file_path="")
         removed += 1
     referenced = set(ImportJob.objects.exclude(file_path="").values_list("file_path", flat=True))
@@ -333,14 +336,15 @@ def import_files_sweep(*, now=None) -> int:
 def jobs_clear(*, actor: Actor, jobs: QuerySet[ImportJob]) -> dict:
     """Seed 000 clear-all: delete the records of finished jobs (their subscribers stay)."""
     finished = jobs.filter(status__in=FINISHED_STATUSES)
-    paths = [p for p in finished.exclude(file_path="").values_list("file_path", flat=True)]
-    ids = [str(pk) for pk in finished.values_list("pk", flat=True)]
+    cleared = list(finished.values_list("pk", "file_path", "owner_id"))
     deleted = finished.delete()[1].get(ImportJob._meta.label, 0)
+    owners = {owner_id for _, _, owner_id in cleared}
     audit_record(
         actor=actor, action="delete", entity_type="import_job", user_action=f"Cleared {deleted} finished job record(s)",
-        metadata={"job_ids": ids[:1000], "count": deleted},
+        owner_id=owners.pop() if len(owners) == 1 else None,
+        metadata={"job_ids": [str(pk) for pk, _, _ in cleared][:1000], "count": deleted},
     )
-    transaction.on_commit(lambda: [Path(p).unlink(missing_ok=True) for p in paths])
+    transaction.on_commit(lambda: [_cleanup_job_storage(pk, path) for pk, path, _ in cleared])
     return {"message": f"Cleared {deleted} old jobs", "deleted_count": deleted}
 
 
@@ -360,7 +364,7 @@ def upload_queue_status(*, jobs: QuerySet[ImportJob]) -> dict:
 def imports_retry_failed(*, actor: Actor, jobs: QuerySet[ImportJob]) -> dict:
     """Seed 000 upload-queue/retry and recovery/manual-retry: retry every failed job that still
     has its file, and hand stuck ones back to the queue."""
-    requeued = imports_recover_stuck(actor=actor)
+    requeued = imports_recover_stuck(actor=actor, jobs=jobs)
     retried, skipped = [], []
     for job in jobs.filter(status=ImportStatus.FAILED).order_by("created_at")[:100]:
         try:

@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 from imports import selectors, services
 from imports.api import serializers as s
 from imports.models import ImportRowError
+from imports.rows import error_columns
 from imports.upload import UPLOAD_FIELD, ImportUploadHandler, StoredUpload
 from inboxerr.api import actor, parse
 from inboxerr.errors import InvalidInput, ServiceError
@@ -138,7 +139,7 @@ class ImportErrorsView(APIView):
     def get(self, request: Request, job_id: str) -> StreamingHttpResponse:
         """The row-error report as CSV: row number, reason and the row as it was."""
         job = selectors.job_get(user=request.user, job_id=job_id)
-        columns = list((job.options or {}).get("columns", {}))
+        columns = error_columns((job.options or {}).get("header", []))
         rows = ImportRowError.objects.filter(job=job).order_by("row").values_list("row", "reason", "values")
 
         def report():

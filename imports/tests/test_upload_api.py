@@ -55,6 +55,31 @@ def test_running_an_uploaded_file_creates_its_subscribers(api):
     assert SubscriberList.objects.get(name="News").subscriber_count == 2
     assert stored_files() == []  # deleted on success, only the SHA-256 kept
     assert job.sha256 == sha256(CSV)
+    trail = list(AuditLog.objects.filter(entity_type="import_job", entity_id=str(job.pk)).order_by("id"))
+    assert [(a.action, (a.after or {}).get("status")) for a in trail] == [
+        ("import", "pending"), ("update", "processing"), ("import", "completed"),
+    ]
+    assert trail[-1].after["created"] == 2 and trail[-1].owner_id == job.owner_id
+
+
+def test_upload_of_an_open_file_streams_in_chunks_with_the_right_hash(api, tmp_path):
+    # ~300 KB: several 64 KiB upload chunks, with multi-byte characters across their edges.
+    content = ("email,name\n" + "".join(f"p{i}@x.io,Zoë Ærø {i}\n" for i in range(12000))).encode()
+    path = tmp_path / "big.csv"
+    path.write_bytes(content)
+
+    with open(path, "rb") as handle:
+        response = api.post(IMPORT_CSV, {"file": handle, "list_name": "Big"}, format="multipart")
+
+    assert response.status_code == 202, response.content
+    body = response.json()
+    assert body["sha256"] == sha256(content) and body["size_bytes"] == len(content)
+    job = ImportJob.objects.get()
+    assert job.options["format"]["encoding"] == "utf-8"
+    assert Path(job.file_path).read_bytes() == content
+    job = run_now(job)
+    assert (job.status, job.created) == ("completed", 12000)
+    assert Subscriber.objects.get(key="p11999@x.io").name == "Zoë Ærø 11999"
 
 
 def test_same_file_to_the_same_list_is_refused_with_the_existing_job(api):
@@ -252,6 +277,17 @@ def test_phone_keyed_list_without_a_phone_column_is_refused(api):
     assert response.status_code == 400
     assert response.json()["detail"].startswith("file: no phone column; found columns: email, name, plan")
     assert_nothing_stored()
+
+
+def test_key_field_that_contradicts_the_existing_list_is_refused(api):
+    upload(api, CSV)
+
+    response = upload(api, b"email,mobile\nzed@x.io,+14155552671\n", key_field="phone")
+
+    assert response.status_code == 400
+    assert response.json()["detail"] == "List 'News' is keyed on email, not phone"
+    assert response.json()["field"] == "key_field"
+    assert ImportJob.objects.count() == 1 and len(stored_files()) == 1
 
 
 def test_update_existing_false_is_kept_on_the_job(api):
