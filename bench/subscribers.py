@@ -1,16 +1,18 @@
 #!/usr/bin/env python
 """Subscribers at a million rows: search, list pages, list counts and the CSV export.
 
-Seeds 1,000,000 subscribers of one owner into a PostgreSQL database of its own (set-based:
-one INSERT ... SELECT over generate_series, secondary indexes dropped during the load and
+Migrates a PostgreSQL database of its own to the app's current migrations and seeds 1,000,000
+subscribers of one owner over five lists (set-based: one INSERT ... SELECT over
+generate_series, the secondary indexes the migrations created dropped during the load and
 rebuilt from their own definitions), then times the real API through Django's full request
-stack (URL routing, DRF authentication/permissions, selectors, serializers, renderers) and
-streams the export of the 900k list in a child process whose peak RSS is measured alone.
+stack (URL routing, DRF authentication/permissions, selectors, serializers, renderers). The
+export is streamed in a child process whose peak RSS is measured alone, twice: the 900k list of
+that database, and a 1,000,000-row list in a second database seeded the same way with one list
+(`<bench database>_export`).
 
-    .venv/bin/python bench/subscribers.py               # seed if needed, then measure
-    .venv/bin/python bench/subscribers.py --reseed      # drop the bench database and seed again
+    .venv/bin/python bench/subscribers.py               # migrate, seed if needed, then measure
+    .venv/bin/python bench/subscribers.py --reseed      # drop the bench databases and seed again
     .venv/bin/python bench/subscribers.py -n 50 --explain   # + EXPLAIN ANALYZE of each slowest SQL
-    .venv/bin/python bench/subscribers.py --proposed search # measure with the candidate indexes
     .venv/bin/python bench/subscribers.py --only search_prefix,export --json out.json
 
 Environment: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/inboxerr_bench).
@@ -42,14 +44,19 @@ DB_URL = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB_URL)
 TOTAL = 1_000_000
 OWNER = "bench_owner"
 BIG_LIST = "newsletter"
-# (name, key_field, share of every 1000 seeded rows): 900k / 60k / 25k / 10k / 5k.
-LISTS = [
-    ("newsletter", "email", 900),
-    ("customers", "email", 60),
-    ("webinar-2026", "email", 25),
-    ("vip", "email", 10),
-    ("sms-alerts", "phone", 5),
-]
+# (name, key_field, share of every 1000 seeded rows) per database layout.
+LAYOUTS = {
+    # The measured database: 900k / 60k / 25k / 10k / 5k.
+    "main": [
+        ("newsletter", "email", 900),
+        ("customers", "email", 60),
+        ("webinar-2026", "email", 25),
+        ("vip", "email", 10),
+        ("sms-alerts", "phone", 5),
+    ],
+    # The export database: the same rows, all on one 1,000,000-row list.
+    "export": [("newsletter", "email", 1000)],
+}
 API = "/api/v1/subscribers"
 
 FIRST = (
@@ -115,14 +122,34 @@ def _admin_conninfo(url: str) -> tuple[str, str]:
     return urlunsplit(parts._replace(path="/postgres")), dbname
 
 
+def export_db_url(url: str) -> str:
+    """The second bench database, holding one 1,000,000-row list for the export."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "_export"))
+
+
+def _seed_interrupted(url: str) -> bool:
+    """A seed deletes its 'seed' record first and writes it last: bench_meta without it means a
+    seed died half-way (rows or indexes missing), and the database is rebuilt from scratch."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        if conn.execute("SELECT to_regclass('bench_meta')").fetchone()[0] is None:
+            return False
+        return conn.execute("SELECT 1 FROM bench_meta WHERE key = 'seed'").fetchone() is None
+
+
 def database_prepare(url: str, *, reseed: bool) -> None:
     import psycopg
 
     admin_url, dbname = _admin_conninfo(url)
     with psycopg.connect(admin_url, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [dbname]).fetchone()
+        if exists and not reseed and _seed_interrupted(url):
+            print(f"database {dbname}: an earlier seed did not finish; starting again")
+            reseed = True
         if exists and reseed:
-            print(f"dropping database {dbname} (--reseed)")
+            print(f"dropping database {dbname}")
             conn.execute(f'DROP DATABASE "{dbname}" WITH (FORCE)')
             exists = None
         if not exists:
@@ -165,8 +192,8 @@ def seed_state() -> dict | None:
     return json.loads(value) if isinstance(value, str) else value
 
 
-def seed() -> dict:
-    """1,000,000 subscribers of one owner over five lists, set-based, in one INSERT ... SELECT."""
+def seed(layout: str) -> dict:
+    """1,000,000 subscribers of one owner over the layout's lists, set-based, in one INSERT ... SELECT."""
     from django.contrib.auth import get_user_model
     from django.db import connection, transaction
 
@@ -184,10 +211,13 @@ def seed() -> dict:
 
     table = Subscriber._meta.db_table
     with connection.cursor() as cur:
+        # From here until the end the database is half-seeded: without this record the next
+        # run starts again from an empty database (see _seed_interrupted).
+        cur.execute("DELETE FROM bench_meta")
         cur.execute(f"TRUNCATE {table} CASCADE")
     SubscriberList.objects.filter(owner__in=[owner, outsider]).delete()
     lists = {}
-    for name, key_field, _share in LISTS:
+    for name, key_field, _share in LAYOUTS[layout]:
         lists[name] = SubscriberList.objects.create(
             owner=owner, name=name, key_field=key_field, description=f"bench list {name}"
         )
@@ -195,17 +225,16 @@ def seed() -> dict:
 
     # list of row n (1..TOTAL) by n % 1000, interleaved in time like real sign-ups.
     bounds, lo = [], 0
-    for name, _key, share in LISTS:
+    for name, _key, share in LAYOUTS[layout]:
         bounds.append((lo, lo + share, lists[name].pk, lists[name].key_field))
         lo += share
     assert lo == 1000
     list_case = "CASE " + " ".join(f"WHEN n %% 1000 < {hi} THEN {pk}" for _lo, hi, pk, _k in bounds) + " END"
     phone_lists = [pk for _lo, _hi, pk, key in bounds if key == "phone"]
 
-    proposed_indexes_apply("none")  # candidate indexes are the --proposed flag's business
     with connection.cursor() as cur:
-        # Secondary indexes are dropped for the load and rebuilt from their own definitions
-        # (whatever migrations define today); constraint-backed indexes stay.
+        # Secondary indexes are dropped for the load and rebuilt from their own definitions:
+        # exactly the ones the app's migrations have just created (constraint-backed ones stay).
         cur.execute(
             """
             SELECT i.indexname, i.indexdef FROM pg_indexes i
@@ -215,17 +244,11 @@ def seed() -> dict:
             [table],
         )
         secondary = dict(cur.fetchall())
-        # Remembered before dropping, so a run that dies mid-seed still rebuilds them next time.
-        cur.execute("SELECT value FROM bench_meta WHERE key = 'indexes'")
-        row = cur.fetchone()
-        remembered = (json.loads(row[0]) if isinstance(row[0], str) else row[0]) if row else {}
-        secondary = {k: v for k, v in {**remembered, **secondary}.items() if k not in PROPOSED}
-        cur.execute(
-            "INSERT INTO bench_meta VALUES ('indexes', %s) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
-            [json.dumps(secondary)],
-        )
         for name in secondary:
             cur.execute(f'DROP INDEX IF EXISTS "{name}"')
+
+    def list_pk(name: str) -> int:
+        return lists[name].pk if name in lists else 0  # 0: no such list in this layout
 
     first, last, domains = _sql_array(FIRST), _sql_array(LAST), _sql_array(DOMAINS)
     cities, countries, companies = _sql_array(CITIES), _sql_array(COUNTRIES), _sql_array(COMPANIES)
@@ -260,9 +283,9 @@ def seed() -> dict:
                'signup_source', ({sources})[1 + h3 %% {len(SOURCES)}],
                'score', h1 %% 101,
                'newsletter_opt_in', h2 %% 3 > 0,
-               'loyalty_tier', CASE WHEN list_id = {lists['vip'].pk} THEN
+               'loyalty_tier', CASE WHEN list_id = {list_pk('vip')} THEN
                                  (ARRAY['gold','silver','platinum'])[1 + h1 %% 3] END,
-               'session', CASE WHEN list_id = {lists['webinar-2026'].pk} THEN
+               'session', CASE WHEN list_id = {list_pk('webinar-2026')} THEN
                                  'S' || (1 + h2 %% 12) END)) AS cst,
              timestamptz '2026-11-25 00:00:00+00' - ({TOTAL} - n) * interval '63 seconds'
                - (h2 %% 60) * interval '1 second' AS created
@@ -311,6 +334,8 @@ def seed() -> dict:
         cur.execute(f"VACUUM (ANALYZE) {SubscriberList._meta.db_table}")
         vacuum_s = time.perf_counter() - t
         state = {
+            "layout": layout,
+            "lists": {name: share * TOTAL // 1000 for name, _key, share in LAYOUTS[layout]},
             "rows": inserted,
             "seeded_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "insert_s": round(insert_s, 1),
@@ -326,51 +351,50 @@ def seed() -> dict:
 
 
 # --------------------------------------------------------------------------------------------
-# candidate indexes (not in the app's migrations): --proposed creates them, a run without it
-# drops them, so every run measures exactly the schema it says it measures.
-
-PROPOSED = {
-    # `search` prefix mode ORs `phone LIKE 'x%'` with the email prefix: the plain btree on phone
-    # cannot serve LIKE under a non-C collation, so the OR cannot become a BitmapOr.
-    "bench_sub_phone_pattern": ("search",
-        "CREATE INDEX IF NOT EXISTS bench_sub_phone_pattern ON subscribers_subscriber (phone varchar_pattern_ops)"),
-    # name__icontains compiles to UPPER(name::text) LIKE UPPER(%s): sub_name_trgm on bare `name`
-    # never matches that expression.
-    "bench_sub_name_upper_trgm": ("search",
-        "CREATE INDEX IF NOT EXISTS bench_sub_name_upper_trgm ON subscribers_subscriber "
-        "USING gin (upper(name::text) gin_trgm_ops)"),
-    # list/{name}?search= also ORs phone contains and icontains on both JSON columns.
-    "bench_sub_phone_trgm": ("all",
-        "CREATE INDEX IF NOT EXISTS bench_sub_phone_trgm ON subscribers_subscriber USING gin (phone gin_trgm_ops)"),
-    "bench_sub_std_trgm": ("all",
-        "CREATE INDEX IF NOT EXISTS bench_sub_std_trgm ON subscribers_subscriber "
-        "USING gin (upper(standard_fields::text) gin_trgm_ops)"),
-    "bench_sub_cst_trgm": ("all",
-        "CREATE INDEX IF NOT EXISTS bench_sub_cst_trgm ON subscribers_subscriber "
-        "USING gin (upper(custom_fields::text) gin_trgm_ops)"),
-}
+# schema
 
 
-def proposed_indexes_apply(level: str) -> dict:
-    """Create the candidate indexes of `level` ('search' or 'all'), drop the others."""
+def drop_leftover_bench_indexes() -> list[str]:
+    """Earlier versions of this script could add candidate indexes of their own (`bench_*`),
+    two of which the app's migrations now create under their own names (sub_phone_pattern,
+    sub_name_upper_trgm). Drop any left in the database so a run measures exactly the migrated
+    schema and never a duplicate."""
     from django.db import connection
 
-    wanted = {"none": (), "search": ("search",), "all": ("search", "all")}[level]
-    built = {}
     with connection.cursor() as cur:
-        cur.execute("SET maintenance_work_mem = '1GB'")
-        for name, (group, definition) in PROPOSED.items():
-            if group in wanted:
-                cur.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s", [name])
-                if not cur.fetchone():
-                    t = time.perf_counter()
-                    cur.execute(definition)
-                    built[name] = round(time.perf_counter() - t, 1)
-                    print(f"  built {name} in {built[name]}s")
-            else:
-                cur.execute(f'DROP INDEX IF EXISTS "{name}"')
-        cur.execute("RESET maintenance_work_mem")
-    return built
+        cur.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'subscribers_subscriber' AND indexname LIKE %s",
+            ["bench\\_%"],
+        )
+        names = [row[0] for row in cur.fetchall()]
+        for name in names:
+            cur.execute(f'DROP INDEX IF EXISTS "{name}"')
+    return names
+
+
+def subscriber_indexes() -> list[dict]:
+    """The subscriber table's indexes as the run measures them: name, definition, size, scans."""
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            SELECT i.indexname, i.indexdef, pg_size_pretty(pg_relation_size(s.indexrelid)), s.idx_scan
+            FROM pg_indexes i JOIN pg_stat_user_indexes s ON s.indexrelname = i.indexname
+            WHERE i.tablename = 'subscribers_subscriber' ORDER BY i.indexname
+            """
+        )
+        return [{"name": n, "definition": d.split(" USING ", 1)[-1], "size": size, "scans": scans}
+                for n, d, size, scans in cur.fetchall()]
+
+
+def flush_stats() -> None:
+    """Make this backend's pending statistics (index scans) visible to pg_stat_* views."""
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_stat_force_next_flush()")
+    time.sleep(0.1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -421,10 +445,11 @@ def sample_terms(n: int, rng: random.Random) -> dict[str, list]:
         cur.execute(f"SELECT min(id), max(id) FROM {table} WHERE list_id = ANY(%s)", [owner_lists])
         lo, hi = cur.fetchone()
         ids = rng.sample(range(lo, hi + 1), n * 3)
-        cur.execute(f"SELECT email FROM {table} WHERE id = ANY(%s) AND list_id = ANY(%s)", [ids, owner_lists])
-        emails = [row[0] for row in cur.fetchall()]
-    rng.shuffle(emails)
-    emails = emails[:n]
+        cur.execute(f"SELECT email, phone FROM {table} WHERE id = ANY(%s) AND list_id = ANY(%s)", [ids, owner_lists])
+        sampled = cur.fetchall()
+    rng.shuffle(sampled)  # same draws as when only emails were sampled: the same terms as before
+    emails = [email for email, _phone in sampled[:n]]
+    phones = [phone for _email, phone in sampled if phone][:n]  # '+14155550123' (E.164, as stored)
     prefixes = []
     for email in emails:
         local = email.split("@")[0]
@@ -436,6 +461,9 @@ def sample_terms(n: int, rng: random.Random) -> dict[str, list]:
     name_fragments = [s[:5] if len(s) > 5 else s for s in rng.sample(surnames, min(n, len(surnames)))]
     broad = ["son", "ann", "mar", "ell", "er", "an", "li", "ar", "gmail", "com"]
     return {
+        "phone": phones,
+        "phone_prefix": [p[:6] for p in phones],  # '+12120': one area code, ~0.09% of rows each
+        "phone_partial": [p[-7:] for p in phones],  # '0123456': a number without its area code
         "exact": emails,
         "prefix": prefixes,
         "typed": typed,
@@ -455,16 +483,22 @@ def scenarios(terms: dict[str, list]) -> list[tuple[str, str, list[tuple[str, di
     return [
         ("search_exact", "search: exact email (smart)",
          each("exact", lambda t: (f"{API}/search", {"search": t})), True),
+        ("search_phone", "search: a phone number as stored, '+14155550123' (smart -> phone)",
+         each("phone", lambda t: (f"{API}/search", {"search": t})), True),
         ("search_prefix", "search: email prefix, e.g. 'olivia.smith12' (search_mode=prefix)",
          each("prefix", lambda t: (f"{API}/search", {"search": t, "search_mode": "prefix"})), True),
         ("search_prefix_smart", "search: 'olivia.smith123456@gm' (smart -> prefix)",
          each("typed", lambda t: (f"{API}/search", {"search": t})), True),
         ("search_prefix_broad", "search: 3-letter email prefix, e.g. 'oli' (search_mode=prefix)",
          each("broad_prefix", lambda t: (f"{API}/search", {"search": t, "search_mode": "prefix"})), True),
+        ("search_prefix_phone", "search: phone prefix '+12120' (search_mode=prefix)",
+         each("phone_prefix", lambda t: (f"{API}/search", {"search": t, "search_mode": "prefix"})), True),
         ("search_text_name", "search: free text, a surname fragment (smart -> contains)",
          each("name", lambda t: (f"{API}/search", {"search": t})), True),
         ("search_text_broad", "search: free text, broad ('son', 'an', 'gmail'...)",
          each("broad", lambda t: (f"{API}/search", {"search": t})), True),
+        ("search_phone_partial", "search: 7 digits of a number, '0123456' (smart -> phone, contains), for reference",
+         each("phone_partial", lambda t: (f"{API}/search", {"search": t})), False),
         ("search_status", "search: status filter, no term",
          each("status", lambda t: (f"{API}/search", {"status": t})), True),
         ("search_status_list", "search: status + list_name=newsletter",
@@ -479,8 +513,10 @@ def scenarios(terms: dict[str, list]) -> list[tuple[str, str, list[tuple[str, di
          [(f"{API}/list/{BIG_LIST}", {"page": 5000, "limit": 50})], False),
         ("list_small_page100", "list/vip (10k) page 100 (limit 50), for reference",
          [(f"{API}/list/vip", {"page": 100, "limit": 50})], False),
-        ("list_search", f"list/{BIG_LIST}?search=<surname fragment> (email, name, JSON fields)",
+        ("list_search", f"list/{BIG_LIST}?search=<surname fragment> (email, phone, name, JSON values)",
          each("name", lambda t: (f"{API}/list/{BIG_LIST}", {"search": t})), False),
+        ("list_search_field", f"list/{BIG_LIST}?search=<city> (matches JSON values only), for reference",
+         [(f"{API}/list/{BIG_LIST}", {"search": c}) for c in ("Lisbon", "Reykjavik", "Porto", "Zurich")], False),
         ("lists_simple", "lists?simple=true", [(f"{API}/lists", {"simple": "true"})], True),
         ("lists_full", "lists", [(f"{API}/lists", {})], True),
     ]
@@ -586,41 +622,92 @@ def machine_info() -> dict:
     }
 
 
+def prepare(layout: str, *, reseed: bool) -> dict:
+    """Create the database if needed, apply the app's migrations (all of them: a run measures
+    the schema as migrated today), and seed it if it does not hold this layout's rows."""
+    database_prepare(DB_URL, reseed=reseed)
+    django_setup(DB_URL)
+    from django.core.management import call_command
+
+    print(f"database: {DB_URL}")
+    call_command("migrate", verbosity=0, interactive=False)
+    dropped = drop_leftover_bench_indexes()
+    if dropped:
+        print(f"dropped indexes left by an earlier version of this script: {', '.join(dropped)}")
+    state = seed_state()
+    if not state or state.get("rows") != TOTAL or state.get("layout", "main") != layout:
+        print(f"seeding {TOTAL:,} subscribers ({layout} layout) ...")
+        state = seed(layout)
+    else:
+        print(f"already seeded ({state['seeded_at']}); --reseed to start again")
+    return state
+
+
+def _temp_bytes(url: str) -> tuple[int, int]:
+    """PostgreSQL's temporary-file counters for one database (a WITH HOLD cursor spills there)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute(
+            "SELECT temp_files, temp_bytes FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()
+
+
+def measure_export(url: str, rows_expected: int) -> dict | None:
+    """Stream `lists/newsletter/export` of the database at `url` in a child process."""
+    print(f"export of '{BIG_LIST}' ({rows_expected:,} rows, {urlsplit(url).path.lstrip('/')}) in a child process ...")
+    temp_before = _temp_bytes(url)
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--export-child", BIG_LIST],
+        capture_output=True, text=True, env={**os.environ, "BENCH_DATABASE_URL": url},
+    )
+    if proc.returncode != 0:
+        print(proc.stderr[-3000:])
+        return None
+    export = json.loads(proc.stdout.strip().splitlines()[-1])
+    time.sleep(1)  # the child's backend reports its statistics as it exits
+    temp_after = _temp_bytes(url)
+    export["temp_files"] = temp_after[0] - temp_before[0]
+    export["temp_bytes"] = temp_after[1] - temp_before[1]
+    rows = export["rows"] = export["lines"] - 1
+    ok_time = export["seconds"] < 30
+    ok_rss = export["vmhwm_kb"] / 1024 < 150
+    print(f"  {rows:,} rows, {export['bytes'] / 1e6:.0f} MB in {export['seconds']:.1f}s "
+          f"({rows / export['seconds']:,.0f} rows/s; first byte after {export['first_byte_s']:.2f}s) "
+          f"{'ok' if ok_time else 'MISS'} (<30 s)")
+    print(f"  peak RSS: {export['vmhwm_kb'] / 1024:.0f} MB (process after Django setup: "
+          f"{export['rss_before_kb'] / 1024:.0f} MB) {'ok' if ok_rss else 'MISS'} (<150 MB)")
+    print(f"  CPU in the Python process: {export['python_cpu_s']}s of {export['seconds']:.1f}s; "
+          f"PostgreSQL temporary files: {export['temp_files']} ({export['temp_bytes'] / 1e6:.0f} MB)")
+    if rows != rows_expected:
+        print(f"  expected {rows_expected:,} rows")
+    return export
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--reseed", action="store_true", help="drop the bench database and seed again")
+    parser.add_argument("--reseed", action="store_true", help="drop the bench databases and seed again")
     parser.add_argument("-n", "--requests", type=int, default=30, help="timed requests per scenario (default 30)")
     parser.add_argument("--budget", type=float, default=45.0, help="max seconds per scenario (default 45)")
-    parser.add_argument("--only", help="comma-separated scenario keys to run")
+    parser.add_argument("--only", help="comma-separated scenario keys to run ('export' for the export)")
     parser.add_argument("--no-export", action="store_true", help="skip the export measurement")
     parser.add_argument("--explain", action="store_true", help="EXPLAIN ANALYZE the slowest SQL of each scenario")
-    parser.add_argument("--proposed", choices=("none", "search", "all"), default="none",
-                        help="candidate indexes to measure with: none (the migrated schema, default), "
-                             "search (phone pattern + UPPER(name) trigram), all (+ trigram on phone and JSON)")
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     parser.add_argument("--export-child", metavar="LIST", help=argparse.SUPPRESS)
+    parser.add_argument("--prepare-only", choices=tuple(LAYOUTS), help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.export_child:
         export_child(args.export_child)
         return 0
+    if args.prepare_only:
+        print("seed: " + json.dumps(prepare(args.prepare_only, reseed=args.reseed)))
+        return 0
 
-    database_prepare(DB_URL, reseed=args.reseed)
-    django_setup(DB_URL)
-    from django.core.management import call_command
+    state = prepare("main", reseed=args.reseed)
     from django.db import connection
 
-    print(f"database: {DB_URL}")
-    call_command("migrate", verbosity=0, interactive=False)
-    state = seed_state()
-    if not state or state.get("rows") != TOTAL:
-        print(f"seeding {TOTAL:,} subscribers ...")
-        state = seed()
-    else:
-        print(f"already seeded ({state['seeded_at']}); --reseed to start again")
     print(f"seed: {json.dumps(state)}")
-    print(f"candidate indexes: {args.proposed}")
-    proposed_built = proposed_indexes_apply(args.proposed)
     with connection.cursor() as cur:
         cur.execute("ANALYZE subscribers_subscriber")
         cur.execute("ANALYZE subscribers_subscriberlist")
@@ -638,6 +725,8 @@ def main() -> int:
     client = api_client()
     only = set(args.only.split(",")) if args.only else None
     results = []
+    flush_stats()
+    scans_before = {ix["name"]: ix["scans"] for ix in subscriber_indexes()}
     print()
     print(f"{'scenario':<22} {'n':>3} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}  {'slowest SQL ms':>14}  target<150")
     for key, label, requests, is_target in scenarios(terms):
@@ -659,35 +748,38 @@ def main() -> int:
             print("    " + explain(worst["sql"], worst["params"]).replace("\n", "\n    "))
         results.append(row)
 
-    export = None
+    flush_stats()
+    indexes = subscriber_indexes()
+    for ix in indexes:
+        ix["scans_this_run"] = ix["scans"] - scans_before.get(ix["name"], 0)
+    if results:
+        print(f"\nsubscriber indexes: size, scans during the scenarios above{' (and their EXPLAINs)' if args.explain else ''}")
+        for ix in indexes:
+            print(f"  {ix['name']:<46} {ix['size']:>8} {ix['scans_this_run']:>6} scans  {ix['definition']}")
+
+    exports = {}
     if not args.no_export and (not only or "export" in only):
         print()
-        print(f"export of '{BIG_LIST}' ({TOTAL * 9 // 10:,} rows) in a child process ...")
-        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        exports["list_900k"] = measure_export(DB_URL, TOTAL * 9 // 10)
+        export_url = export_db_url(DB_URL)
+        print(f"preparing the export database ({TOTAL:,} rows on one list) in a child process ...")
         proc = subprocess.run(
-            [sys.executable, str(Path(__file__).resolve()), "--export-child", BIG_LIST],
-            capture_output=True, text=True, env={**os.environ, "BENCH_DATABASE_URL": DB_URL},
+            [sys.executable, str(Path(__file__).resolve()), "--prepare-only", "export",
+             *(["--reseed"] if args.reseed else [])],
+            text=True, stdout=subprocess.PIPE, env={**os.environ, "BENCH_DATABASE_URL": export_url},
         )
         if proc.returncode != 0:
-            print(proc.stderr[-3000:])
+            print(proc.stdout[-3000:])
             return 1
-        export = json.loads(proc.stdout.strip().splitlines()[-1])
-        children_maxrss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        export["children_ru_maxrss_kb"] = children_maxrss if children_maxrss != before else None
-        rows = export["lines"] - 1
-        ok_time = export["seconds"] < 30
-        ok_rss = export["vmhwm_kb"] / 1024 < 150
-        print(f"export: {rows:,} rows, {export['bytes'] / 1e6:.0f} MB in {export['seconds']:.1f}s "
-              f"({rows / export['seconds']:,.0f} rows/s; first byte after {export['first_byte_s']:.1f}s) "
-              f"{'ok' if ok_time else 'MISS'} (<30 s)")
-        print(f"export peak RSS: {export['vmhwm_kb'] / 1024:.0f} MB (process after Django setup: "
-              f"{export['rss_before_kb'] / 1024:.0f} MB) {'ok' if ok_rss else 'MISS'} (<150 MB)")
-        print(f"export CPU in the Python process: {export['python_cpu_s']}s of {export['seconds']:.1f}s")
+        print("  " + proc.stdout.strip().replace("\n", "\n  "))
+        exports["list_1m"] = measure_export(export_url, TOTAL)
+        if None in exports.values():
+            return 1
 
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": info, "seed": state, "table_size": table_size,
-                                                "proposed": args.proposed, "proposed_built_s": proposed_built,
-                                                "scenarios": results, "export": export}, indent=2, default=str))
+                                                "indexes": indexes, "scenarios": results, "export": exports},
+                                               indent=2, default=str))
     return 0
 
 
