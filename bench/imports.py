@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import time
+import unicodedata
 import uuid
 from pathlib import Path
 
@@ -60,7 +61,8 @@ def generate(path: Path, rows: int, changed_share: float = 0.0, seed: int = 7) -
                     unique += 1
                 r = random.Random(index)
                 first, last = r.choice(FIRST), r.choice(LAST)
-                email = f"{first.lower()}.{last.lower().replace(chr(39), '')}{index}@{r.choice(DOMAINS)}"
+                local = unicodedata.normalize("NFKD", f"{first}.{last}").encode("ascii", "ignore").decode()
+                email = f"{local.lower().replace(chr(39), '')}{index}@{r.choice(DOMAINS)}"
                 phone = f"+1415{r.randrange(2000000, 9999999)}" if r.random() < 0.6 else ""
                 plan, city = r.choice(PLANS), f"City{r.randrange(500)}"
                 if changed_share and change_rng.random() < changed_share:

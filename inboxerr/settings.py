@@ -230,9 +230,32 @@ IMPORT_STUCK_AFTER_SECONDS = _env_positive_int("IMPORT_STUCK_AFTER_SECONDS", 300
 # How often the sweeper resumes a stuck job before marking it failed.
 IMPORT_MAX_AUTO_RETRIES = _env("IMPORT_MAX_AUTO_RETRIES", env.int, 3)
 
-# --- Email and SMS (the campaigns issue builds on these) -----------------------------------------
+# --- Dispatch ------------------------------------------------------------------------------------
+
+# Seed 004's retry policy: attempts per message, exponential backoff with jitter from base to cap.
+DISPATCH_MAX_ATTEMPTS = _env_positive_int("DISPATCH_MAX_ATTEMPTS", 3)
+DISPATCH_BACKOFF_BASE_SECONDS = _env("DISPATCH_BACKOFF_BASE_SECONDS", env.float, 5.0)
+DISPATCH_BACKOFF_MAX_SECONDS = _env("DISPATCH_BACKOFF_MAX_SECONDS", env.float, 60.0)
+# Messages a worker claims at once, and how long one dispatcher task runs before handing over.
+DISPATCH_BATCH_SIZE = _env_positive_int("DISPATCH_BATCH_SIZE", 100)
+DISPATCH_RUN_SECONDS = _env_positive_int("DISPATCH_RUN_SECONDS", 55)
+# Dispatcher tasks queued when work arrives (one per worker process you want sending).
+DISPATCH_WORKERS = _env_positive_int("DISPATCH_WORKERS", 2)
+# One send may take this long; a message's lease is always longer (timeout + margin).
+DISPATCH_SEND_TIMEOUT_SECONDS = _env_positive_int("DISPATCH_SEND_TIMEOUT_SECONDS", 15)
+DISPATCH_LEASE_SECONDS = _env_positive_int("DISPATCH_LEASE_SECONDS", 120)
+if DISPATCH_LEASE_SECONDS <= DISPATCH_SEND_TIMEOUT_SECONDS + 5:
+    raise ImproperlyConfigured("DISPATCH_LEASE_SECONDS must exceed DISPATCH_SEND_TIMEOUT_SECONDS by more than 5 seconds")
+
+# --- Email and SMS -------------------------------------------------------------------------------
 
 globals().update(_env("EMAIL_URL", env.email_url, "consolemail://"))
+# The campaign email channel sends through Django's mail framework (EMAIL_URL above).
+EMAIL_CHANNEL_BACKEND = env.str("EMAIL_CHANNEL_BACKEND", default="campaigns.channels.email.EmailBackend")
+EMAIL_MESSAGE_ID_DOMAIN = env.str("EMAIL_MESSAGE_ID_DOMAIN", default="inboxerr.local")
+# Dotted path of the SMS backend class.
+SMS_BACKEND = env.str("SMS_BACKEND", default="campaigns.channels.sms.ConsoleBackend")
+EMAIL_TIMEOUT = DISPATCH_SEND_TIMEOUT_SECONDS
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="inboxerr@localhost")
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 

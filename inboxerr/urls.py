@@ -3,17 +3,20 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from campaigns.api.views import TemplateViewSet
 from imports.api.urls import subscriber_job_urlpatterns
 from inboxerr.health import health
 from subscribers.api.views import SuppressionViewSet
 
 router = DefaultRouter(trailing_slash=True)
 router.register("suppressions", SuppressionViewSet, basename="suppression")
+router.register("templates", TemplateViewSet, basename="template")
 
 api_v1 = [
     path("subscribers/", include(subscriber_job_urlpatterns)),
     path("subscribers/", include("subscribers.api.urls")),
     path("imports/", include("imports.api.urls")),
+    path("", include("campaigns.api.urls")),
     path("", include(router.urls)),
 ]
 

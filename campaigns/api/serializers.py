@@ -1,0 +1,70 @@
+from rest_framework import serializers
+
+from campaigns.models import Campaign, Message, MessageStatus, MessageTemplate
+from subscribers.models import Channel
+
+
+class TemplateSerializer(serializers.ModelSerializer):
+    owner = serializers.CharField(source="owner.username", read_only=True)
+    channel = serializers.ChoiceField(choices=Channel.choices, default=Channel.EMAIL)
+
+    class Meta:
+        model = MessageTemplate
+        fields = ["id", "owner", "name", "channel", "subject", "body_text", "body_html", "is_active", "variables",
+                  "created_at", "updated_at"]
+        read_only_fields = ["id", "owner", "variables", "created_at", "updated_at"]
+        extra_kwargs = {"name": {"validators": []}}  # uniqueness is the service's (409, not 400)
+
+
+class CampaignCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    channel = serializers.ChoiceField(choices=Channel.choices)
+    template_id = serializers.IntegerField(required=False, allow_null=True)
+    message_content = serializers.CharField(required=False, allow_blank=True, default="", max_length=100_000)
+    subject = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
+    list_names = serializers.ListField(child=serializers.CharField(max_length=200), required=False, default=list, max_length=100)
+    import_id = serializers.UUIDField(required=False, allow_null=True)
+    scheduled_at = serializers.DateTimeField(required=False, allow_null=True)
+
+
+class CampaignSerializer(serializers.ModelSerializer):
+    template_id = serializers.IntegerField(read_only=True)
+    import_id = serializers.UUIDField(source="import_job_id", read_only=True)
+    list_names = serializers.SerializerMethodField()
+    counts = serializers.SerializerMethodField()
+    progress = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Campaign
+        fields = ["id", "name", "kind", "channel", "status", "status_reason", "template_id", "message_content", "subject",
+                  "list_names", "import_id", "scheduled_at", "started_at", "finished_at", "counts", "progress",
+                  "created_at", "updated_at"]
+        read_only_fields = fields
+
+    def get_list_names(self, campaign: Campaign) -> list[str]:
+        return sorted(lst.name for lst in campaign.lists.all())
+
+    def get_counts(self, campaign: Campaign) -> dict:
+        return {
+            "total": campaign.total_count, "sent": campaign.sent_count, "failed": campaign.failed_count,
+            "skipped": campaign.skipped_count, "unknown": campaign.unknown_count, "pending": campaign.pending_count,
+        }
+
+    def get_progress(self, campaign: Campaign) -> float:
+        to_send = campaign.total_count - campaign.skipped_count
+        if to_send <= 0:
+            return 100.0 if campaign.status == "completed" else 0.0
+        done = campaign.sent_count + campaign.failed_count + campaign.unknown_count
+        return round(100.0 * done / to_send, 1)
+
+
+class MessageSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Message
+        fields = ["id", "uid", "channel", "recipient", "status", "skip_reason", "attempts", "next_attempt_at",
+                  "last_error", "provider_message_id", "segments", "sent_at", "created_at"]
+        read_only_fields = fields
+
+
+class MessageListParamsSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=MessageStatus.choices, required=False)

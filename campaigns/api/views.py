@@ -1,0 +1,115 @@
+"""Templates and campaigns (seed 001). Views parse, call one service or selector, shape output."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.generics import ListAPIView
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from campaigns import selectors, services
+from campaigns.api import serializers as s
+from campaigns.models import Message
+from inboxerr.api import actor, parse
+
+
+@extend_schema(tags=["templates"])
+class TemplateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Message templates with merge fields; `variables` lists the fields each one uses."""
+
+    serializer_class = s.TemplateSerializer
+    required_perms = {
+        "GET": ["campaigns.view_messagetemplate"], "POST": ["campaigns.add_messagetemplate"],
+        "PUT": ["campaigns.change_messagetemplate"], "PATCH": ["campaigns.change_messagetemplate"],
+        "DELETE": ["campaigns.delete_messagetemplate"],
+    }
+
+    def get_queryset(self):
+        return selectors.templates_for_user(self.request.user).select_related("owner")
+
+    def create(self, request: Request) -> Response:
+        data = parse(s.TemplateSerializer, request.data)
+        template = services.template_create(actor=actor(request), owner=request.user, **data)
+        return Response(s.TemplateSerializer(template).data, status=status.HTTP_201_CREATED)
+
+    def update(self, request: Request, pk=None, partial: bool = False) -> Response:
+        template = self.get_object()
+        serializer = s.TemplateSerializer(template, data=request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        template = services.template_update(actor=actor(request), template=template, data=serializer.validated_data)
+        return Response(s.TemplateSerializer(template).data)
+
+    def partial_update(self, request: Request, pk=None) -> Response:
+        return self.update(request, pk, partial=True)
+
+    def destroy(self, request: Request, pk=None) -> Response:
+        services.template_delete(actor=actor(request), template=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+CAMPAIGN_PERMS = {"GET": ["campaigns.view_campaign"], "POST": ["campaigns.add_campaign"]}
+CHANGE = {"POST": ["campaigns.change_campaign"]}
+
+
+class CampaignListView(APIView):
+    required_perms = CAMPAIGN_PERMS
+
+    @extend_schema(tags=["campaigns"], responses=s.CampaignSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        campaigns = selectors.campaigns_for_user(request.user).prefetch_related("lists")[:200]
+        return Response(s.CampaignSerializer(campaigns, many=True).data)
+
+    @extend_schema(tags=["campaigns"], request=s.CampaignCreateSerializer, responses={201: s.CampaignSerializer})
+    def post(self, request: Request) -> Response:
+        """Create a campaign: exactly one of template_id or message_content, and an audience."""
+        data = parse(s.CampaignCreateSerializer, request.data)
+        campaign = services.campaign_create(actor=actor(request), owner=request.user, **data)
+        return Response(s.CampaignSerializer(campaign).data, status=status.HTTP_201_CREATED)
+
+
+class CampaignDetailView(APIView):
+    required_perms = {"GET": ["campaigns.view_campaign"]}
+
+    @extend_schema(tags=["campaigns"], responses=s.CampaignSerializer)
+    def get(self, request: Request, campaign_id: str) -> Response:
+        campaign = selectors.campaign_get(user=request.user, campaign_id=campaign_id)
+        return Response(s.CampaignSerializer(campaign).data)
+
+
+def _action(service, code: int = status.HTTP_200_OK, doc: str = ""):
+    class ActionView(APIView):
+        required_perms = CHANGE
+
+        @extend_schema(tags=["campaigns"], request=None, responses=s.CampaignSerializer, description=doc)
+        def post(self, request: Request, campaign_id: str) -> Response:
+            campaign = selectors.campaign_get(user=request.user, campaign_id=campaign_id)
+            campaign = service(actor=actor(request), campaign=campaign)
+            body = s.CampaignSerializer(campaign).data
+            if code == status.HTTP_202_ACCEPTED:
+                body["task_id"] = str(campaign.pk)
+            return Response(body, status=code)
+
+    ActionView.__name__ = f"Campaign{service.__name__.split('_')[-1].capitalize()}View"
+    return ActionView.as_view()
+
+
+campaign_start_view = _action(services.campaign_start, status.HTTP_202_ACCEPTED, "Queue the fan-out; answers 202 at once.")
+campaign_pause_view = _action(services.campaign_pause, doc="Stop claiming this campaign's messages.")
+campaign_resume_view = _action(services.campaign_resume, doc="Claim its messages again.")
+campaign_cancel_view = _action(services.campaign_cancel, doc="Cancel: queued messages are not sent.")
+
+
+class CampaignMessagesView(ListAPIView):
+    required_perms = {"GET": ["campaigns.view_campaign"]}
+    serializer_class = s.MessageSerializer
+
+    @extend_schema(tags=["campaigns"], parameters=[s.MessageListParamsSerializer])
+    def get(self, request: Request, *args, **kwargs) -> Response:
+        """The campaign's messages, filterable by status, with the last error of each."""
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        campaign = selectors.campaign_get(user=self.request.user, campaign_id=self.kwargs["campaign_id"])
+        params = parse(s.MessageListParamsSerializer, self.request.query_params)
+        qs = Message.objects.filter(campaign=campaign).order_by("id")
+        return qs.filter(status=params["status"]) if params.get("status") else qs

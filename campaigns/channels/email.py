@@ -1,0 +1,68 @@
+"""Email through Django's mail framework (SMTP for real, console and locmem in development),
+multipart text + HTML, with RFC 8058 one-click unsubscribe headers."""
+
+import smtplib
+import socket
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives, get_connection
+
+from campaigns.channels.base import ChannelBackend, OutgoingMessage, SendError
+
+
+class EmailBackend(ChannelBackend):
+    def __init__(self) -> None:
+        self.connection = None
+
+    def open(self) -> None:
+        self.connection = get_connection(fail_silently=False)
+        try:
+            self.connection.open()
+        except (OSError, smtplib.SMTPException) as exc:
+            raise SendError(f"cannot connect to the mail server: {exc}") from None
+
+    def close(self) -> None:
+        if self.connection is not None:
+            try:
+                self.connection.close()
+            except (OSError, smtplib.SMTPException):
+                pass  # the server went away; nothing is left to flush
+            self.connection = None
+
+    def send(self, message: OutgoingMessage) -> str:
+        message_id = f"<{message.uid}@{settings.EMAIL_MESSAGE_ID_DOMAIN}>"
+        email = EmailMultiAlternatives(
+            subject=message.subject,
+            body=message.body_text,
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            to=[message.recipient],
+            headers={"Message-ID": message_id, **message.headers},
+            connection=self.connection,
+        )
+        if message.body_html:
+            email.attach_alternative(message.body_html, "text/html")
+        try:
+            email.send()
+        except smtplib.SMTPRecipientsRefused as exc:
+            raise SendError(f"recipient refused: {_first_reason(exc.recipients)}", permanent=_permanent(exc.recipients)) from None
+        except smtplib.SMTPResponseException as exc:
+            text = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
+            raise SendError(f"{exc.smtp_code} {text}", permanent=500 <= exc.smtp_code < 600) from None
+        except (socket.timeout, TimeoutError) as exc:
+            # The server may have queued it before the reply was lost.
+            raise SendError(f"timed out waiting for the mail server: {exc}", unknown=True) from None
+        except (OSError, smtplib.SMTPException) as exc:
+            self.close()  # the next send reconnects
+            self.open()
+            raise SendError(f"mail server connection failed: {exc}") from None
+        return message_id
+
+
+def _permanent(recipients: dict) -> bool:
+    return all(500 <= code < 600 for code, _ in recipients.values())
+
+
+def _first_reason(recipients: dict) -> str:
+    for code, reason in recipients.values():
+        return f"{code} {reason.decode(errors='replace') if isinstance(reason, bytes) else reason}"
+    return "refused"

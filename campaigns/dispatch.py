@@ -1,0 +1,327 @@
+"""The dispatcher: claim due messages, send them one by one through the channel backend within
+the shared rate limit, record every outcome as it happens.
+
+Correctness rests on the message rows, not on the task queue:
+- a claim takes a batch with `FOR UPDATE SKIP LOCKED`, marks it `sending` under a lease token
+  and counts the attempt: any number of workers, never the same message twice;
+- just before a send the message is marked in flight (`send_started_at`) under the same token,
+  and its outcome is written right after, so at most one message per worker is ever in doubt;
+- a lease that expires (the worker died) puts untouched messages back in the queue; a message
+  that was in flight goes back only if its channel deduplicates on the idempotency key, else it
+  is recorded `unknown`, never resent blindly; one whose attempts are used up fails.
+"""
+
+import logging
+import random
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, F, Min
+from django.utils import timezone
+
+from audit.services import audit_record
+from campaigns.channels.base import OutgoingMessage, SendError
+from campaigns.channels.registry import backend_for
+from campaigns.models import Campaign, CampaignStatus, Message, MessageStatus
+from campaigns.ratelimit import ChannelPaused, acquire
+from campaigns.rendering import Compiled, compile_parts, recipient_context
+from campaigns.unsubscribe import unsubscribe_headers, unsubscribe_url
+from inboxerr.actors import Actor
+from subscribers.models import Subscriber
+
+logger = logging.getLogger("inboxerr.dispatch")
+TABLE = Message._meta.db_table
+
+
+@dataclass
+class Claimed:
+    id: int
+    uid: uuid.UUID
+    campaign_id: uuid.UUID
+    subscriber_id: int | None
+    channel: str
+    recipient: str
+    variables: dict
+    attempts: int
+
+
+def backoff_seconds(attempt: int, retry_after: float | None = None) -> float:
+    """Seed 004: base * 2^(attempt-1), capped, with full jitter on the upper half; a provider's
+    Retry-After wins when it asks for longer."""
+    base, cap = settings.DISPATCH_BACKOFF_BASE_SECONDS, settings.DISPATCH_BACKOFF_MAX_SECONDS
+    delay = min(cap, base * (2 ** max(0, attempt - 1)))
+    delay = delay / 2 + random.uniform(0, delay / 2)
+    return max(delay, retry_after or 0.0)
+
+
+def running_campaigns() -> list:
+    return list(Campaign.objects.filter(status=CampaignStatus.RUNNING).values_list("pk", flat=True))
+
+
+def claim(*, token: str, limit: int) -> list[Claimed]:
+    campaigns = running_campaigns()
+    if not campaigns:
+        return []
+    now = timezone.now()
+    with transaction.atomic():
+        ids = list(
+            Message.objects.select_for_update(skip_locked=True)
+            .filter(status=MessageStatus.QUEUED, campaign_id__in=campaigns)
+            .exclude(next_attempt_at__gt=now)
+            .order_by("id")
+            .values_list("id", flat=True)[:limit]
+        )
+        if not ids:
+            return []
+        Message.objects.filter(pk__in=ids).update(
+            status=MessageStatus.SENDING, lease_token=token, send_started_at=None,
+            leased_until=now + timedelta(seconds=settings.DISPATCH_LEASE_SECONDS), attempts=F("attempts") + 1,
+        )
+        rows = Message.objects.filter(pk__in=ids).order_by("id").values_list(
+            "id", "uid", "campaign_id", "subscriber_id", "channel", "recipient", "variables", "attempts"
+        )
+        return [Claimed(*row) for row in rows]
+
+
+class Renderer:
+    """Compiles each campaign's template once and renders per recipient from plain dicts."""
+
+    def __init__(self) -> None:
+        self.campaigns: dict = {}
+
+    def campaign(self, campaign_id) -> tuple[Campaign, Compiled]:
+        if campaign_id not in self.campaigns:
+            campaign = Campaign.objects.select_related("template").get(pk=campaign_id)
+            template = campaign.template
+            if template is not None:
+                compiled = compile_parts(subject=campaign.subject or template.subject, body_text=template.body_text,
+                                         body_html=template.body_html)
+            else:
+                compiled = compile_parts(subject=campaign.subject, body_text=campaign.message_content)
+            self.campaigns[campaign_id] = (campaign, compiled)
+        return self.campaigns[campaign_id]
+
+    def render(self, message: Claimed, subscriber: dict | None) -> OutgoingMessage:
+        campaign, compiled = self.campaign(message.campaign_id)
+        url = unsubscribe_url(owner_id=campaign.owner_id, channel=message.channel, address=message.recipient)
+        context = recipient_context(
+            email=(subscriber or {}).get("email", message.recipient if message.channel == "email" else ""),
+            phone=(subscriber or {}).get("phone", message.recipient if message.channel == "sms" else ""),
+            name=(subscriber or {}).get("name", ""),
+            standard_fields=(subscriber or {}).get("standard_fields"),
+            custom_fields=(subscriber or {}).get("custom_fields"),
+            variables=message.variables,
+            unsubscribe_url=url,
+        )
+        subject, text, html = compiled.render(context)
+        headers = unsubscribe_headers(url) if message.channel == "email" else {}
+        return OutgoingMessage(uid=str(message.uid), channel=message.channel, recipient=message.recipient,
+                               subject=subject, body_text=text, body_html=html, headers=headers)
+
+
+def _subscribers(batch: list[Claimed]) -> dict[int, dict]:
+    ids = [m.subscriber_id for m in batch if m.subscriber_id]
+    rows = Subscriber.objects.filter(pk__in=ids).values("id", "email", "phone", "name", "standard_fields", "custom_fields")
+    return {row["id"]: row for row in rows}
+
+
+def _mark_in_flight(message: Claimed, token: str) -> bool:
+    """Still ours? Then mark it in flight and stretch its lease over one send."""
+    until = timezone.now() + timedelta(seconds=settings.DISPATCH_SEND_TIMEOUT_SECONDS + 30)
+    return bool(
+        Message.objects.filter(pk=message.id, lease_token=token, status=MessageStatus.SENDING)
+        .update(send_started_at=timezone.now(), leased_until=until)
+    )
+
+
+def _record(message: Claimed, token: str, *, status: str, error: str = "", provider_id: str = "",
+            next_attempt_at=None, segments: int = 0) -> bool:
+    fields = {
+        "status": status, "last_error": error[:1000], "lease_token": "", "leased_until": None,
+        "next_attempt_at": next_attempt_at,
+    }
+    if status == MessageStatus.SENT:
+        fields.update(sent_at=timezone.now(), provider_message_id=provider_id[:200], segments=segments)
+    if status == MessageStatus.QUEUED:
+        fields["send_started_at"] = None
+    return bool(Message.objects.filter(pk=message.id, lease_token=token).update(**fields))
+
+
+def _outcome_of(error: SendError, message: Claimed, idempotent: bool) -> tuple[str, object]:
+    if error.permanent:
+        return MessageStatus.FAILED, None
+    if error.unknown and not idempotent:
+        return MessageStatus.UNKNOWN, None
+    if message.attempts >= settings.DISPATCH_MAX_ATTEMPTS:
+        return MessageStatus.FAILED, None
+    return MessageStatus.QUEUED, timezone.now() + timedelta(seconds=backoff_seconds(message.attempts, error.retry_after))
+
+
+def send_batch(batch: list[Claimed], token: str, renderer: Renderer) -> Counter:
+    """Send a claimed batch; returns counts of outcomes by (campaign, status)."""
+    outcomes: Counter = Counter()
+    subscribers = _subscribers(batch)
+    by_channel: dict[str, list[Claimed]] = {}
+    for message in batch:
+        by_channel.setdefault(message.channel, []).append(message)
+    for channel, messages in by_channel.items():
+        backend = backend_for(channel)
+        try:
+            backend.open()
+        except SendError as exc:
+            for message in messages:
+                status, when = _outcome_of(exc, message, backend.idempotent)
+                if _record(message, token, status=status, error=exc.message, next_attempt_at=when):
+                    outcomes[(message.campaign_id, status)] += 1
+            continue
+        try:
+            for index, message in enumerate(messages):
+                try:
+                    acquire(channel)
+                except ChannelPaused as exc:
+                    for waiting in messages[index:]:
+                        _record(waiting, token, status=MessageStatus.QUEUED, error=str(exc),
+                                next_attempt_at=timezone.now() + timedelta(seconds=5))
+                    break
+                if not _mark_in_flight(message, token):
+                    continue  # our lease expired and the message went back to the queue
+                try:
+                    outgoing = renderer.render(message, subscribers.get(message.subscriber_id))
+                    provider_id = backend.send(outgoing)
+                except SendError as exc:
+                    status, when = _outcome_of(exc, message, backend.idempotent)
+                    if _record(message, token, status=status, error=exc.message, next_attempt_at=when):
+                        outcomes[(message.campaign_id, status)] += 1
+                    continue
+                segments = getattr(outgoing, "segments", 0)
+                if _record(message, token, status=MessageStatus.SENT, provider_id=provider_id or "", segments=segments):
+                    outcomes[(message.campaign_id, MessageStatus.SENT)] += 1
+        finally:
+            backend.close()
+    return outcomes
+
+
+_COUNTER_FIELD = {
+    MessageStatus.SENT: "sent_count",
+    MessageStatus.FAILED: "failed_count",
+    MessageStatus.UNKNOWN: "unknown_count",
+}
+
+
+def apply_outcomes(outcomes: Counter) -> None:
+    """Add a batch's final outcomes to the campaign counters (retries are not final)."""
+    per_campaign: dict = {}
+    for (campaign_id, status), count in outcomes.items():
+        field = _COUNTER_FIELD.get(status)
+        if field:
+            per_campaign.setdefault(campaign_id, {})[field] = F(field) + count
+    for campaign_id, updates in per_campaign.items():
+        Campaign.objects.filter(pk=campaign_id).update(**updates)
+
+
+def finish_campaigns() -> list:
+    """Complete running campaigns with nothing left to send; recount their counters exactly."""
+    done = []
+    for campaign_id in running_campaigns():
+        if Message.objects.filter(campaign_id=campaign_id, status__in=[MessageStatus.QUEUED, MessageStatus.SENDING]).exists():
+            continue
+        with transaction.atomic():
+            campaign = Campaign.objects.select_for_update().get(pk=campaign_id)
+            if campaign.status != CampaignStatus.RUNNING:
+                continue
+            recount(campaign)
+            campaign.status, campaign.finished_at = CampaignStatus.COMPLETED, timezone.now()
+            campaign.save(update_fields=["status", "finished_at", "updated_at"])
+            audit_record(
+                actor=Actor.system(), action="update", entity_type="campaign", entity_id=campaign.pk,
+                owner_id=campaign.owner_id,
+                user_action=f"Campaign '{campaign.name}' completed: {campaign.sent_count:,} sent, "
+                f"{campaign.failed_count:,} failed, {campaign.skipped_count:,} skipped",
+                after={"status": campaign.status},
+            )
+            done.append(campaign_id)
+    return done
+
+
+def recount(campaign: Campaign) -> None:
+    counts = dict(
+        Message.objects.filter(campaign=campaign).values_list("status").annotate(n=Count("pk")).values_list("status", "n")
+    )
+    campaign.total_count = sum(counts.values())
+    campaign.sent_count = counts.get(MessageStatus.SENT, 0)
+    campaign.failed_count = counts.get(MessageStatus.FAILED, 0)
+    campaign.skipped_count = counts.get(MessageStatus.SKIPPED, 0)
+    campaign.unknown_count = counts.get(MessageStatus.UNKNOWN, 0)
+    Campaign.objects.filter(pk=campaign.pk).update(
+        total_count=campaign.total_count, sent_count=campaign.sent_count, failed_count=campaign.failed_count,
+        skipped_count=campaign.skipped_count, unknown_count=campaign.unknown_count,
+    )
+
+
+def requeue_expired_leases() -> dict:
+    """The sweeper: messages whose worker went silent. Untouched ones go back to the queue; one
+    that was in flight goes back only on an idempotent channel, else becomes `unknown`; one
+    whose attempts are used up fails ("worker lost")."""
+    from campaigns.channels.registry import is_idempotent
+
+    now = timezone.now()
+    result = Counter()
+    touched = set()
+    with transaction.atomic():
+        expired = list(
+            Message.objects.select_for_update(skip_locked=True)
+            .filter(status=MessageStatus.SENDING, leased_until__lt=now)
+            .values_list("id", "campaign_id", "channel", "attempts", "send_started_at")[:10_000]
+        )
+        for message_id, campaign_id, channel, attempts, started in expired:
+            if started and not is_idempotent(channel):
+                status, error = MessageStatus.UNKNOWN, "worker lost during the send: outcome unknown"
+            elif attempts >= settings.DISPATCH_MAX_ATTEMPTS:
+                status, error = MessageStatus.FAILED, f"worker lost {attempts} times"
+            else:
+                status, error = MessageStatus.QUEUED, "worker lost; requeued"
+            Message.objects.filter(pk=message_id).update(
+                status=status, last_error=error, lease_token="", leased_until=None, send_started_at=None
+            )
+            result[status] += 1
+            touched.add(campaign_id)
+        for campaign_id in touched:
+            recount(Campaign.objects.get(pk=campaign_id))
+    return dict(result)
+
+
+def has_due_work() -> bool:
+    campaigns = running_campaigns()
+    return bool(campaigns) and Message.objects.filter(
+        status=MessageStatus.QUEUED, campaign_id__in=campaigns
+    ).exclude(next_attempt_at__gt=timezone.now()).exists()
+
+
+def dispatch(*, run_seconds: float | None = None, batch_size: int | None = None) -> int:
+    """One dispatcher run: claim and send until nothing is due or the run time is up."""
+    deadline = time.monotonic() + (run_seconds or settings.DISPATCH_RUN_SECONDS)
+    renderer, sent = Renderer(), 0
+    while time.monotonic() < deadline:
+        token = uuid.uuid4().hex
+        batch = claim(token=token, limit=batch_size or settings.DISPATCH_BATCH_SIZE)
+        if not batch:
+            # Retries waiting for their backoff: wait for the first if it falls in this run.
+            due = Message.objects.filter(
+                status=MessageStatus.QUEUED, campaign_id__in=running_campaigns()
+            ).aggregate(first=Min("next_attempt_at"))["first"]
+            wait = (due - timezone.now()).total_seconds() if due else None
+            if wait is None or time.monotonic() + wait > deadline:
+                break
+            time.sleep(min(max(wait, 0.05), 1.0))
+            continue
+        outcomes = send_batch(batch, token, renderer)
+        apply_outcomes(outcomes)
+        sent += sum(n for (_, status), n in outcomes.items() if status == MessageStatus.SENT)
+    finish_campaigns()
+    return sent
+

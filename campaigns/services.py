@@ -1,0 +1,373 @@
+"""Templates and campaigns: create, validate merge fields against the audience, start (one
+set-based fan-out), pause, resume, cancel. Sending is the dispatcher's (dispatch.py)."""
+
+from django.db import connection, transaction
+from django.utils import timezone
+from django_q.tasks import async_task
+
+from audit.services import audit_record
+from campaigns.models import Campaign, CampaignKind, CampaignStatus, Message, MessageStatus, MessageTemplate
+from campaigns.rendering import TemplateError, compile_parts, missing_variables, template_variables
+from imports.models import ImportJob
+from inboxerr.actors import Actor
+from inboxerr.errors import Conflict, InvalidInput, NotFound
+from subscribers.models import SUPPRESSING_STATUSES, Channel, Subscriber, SubscriberList, SubscriberStatus, Suppression
+from subscribers.selectors import analyze_fields
+
+TEMPLATE_FIELDS = ("name", "channel", "subject", "body_text", "body_html", "is_active")
+
+
+def _template_snapshot(template: MessageTemplate) -> dict:
+    return {name: getattr(template, name) for name in TEMPLATE_FIELDS}
+
+
+def _check_template(*, channel: str, subject: str, body_text: str, body_html: str) -> dict[str, bool]:
+    if channel not in Channel.values:
+        raise InvalidInput(f"channel: must be one of {', '.join(Channel.values)}", field="channel")
+    if not (body_text or "").strip() and not (body_html or "").strip():
+        raise InvalidInput("body_text: a template needs a text or an HTML body", field="body_text")
+    if channel == Channel.SMS and body_html:
+        raise InvalidInput("body_html: SMS templates have a text body only", field="body_html")
+    try:
+        compiled = compile_parts(subject=subject or "", body_text=body_text or "", body_html=body_html or "")
+    except TemplateError as exc:
+        raise InvalidInput(str(exc), field=exc.part) from None
+    return template_variables(compiled)
+
+
+@transaction.atomic
+def template_create(*, actor: Actor, owner, name: str, channel: str = Channel.EMAIL, subject: str = "",
+                    body_text: str = "", body_html: str = "", is_active: bool = True) -> MessageTemplate:
+    name = (name or "").strip()
+    if not name:
+        raise InvalidInput("name: is required", field="name")
+    variables = _check_template(channel=channel, subject=subject, body_text=body_text, body_html=body_html)
+    if MessageTemplate.objects.filter(owner=owner, name=name).exists():
+        raise Conflict(f"Template '{name}' already exists", field="name")
+    template = MessageTemplate.objects.create(
+        owner=owner, name=name, channel=channel, subject=subject or "", body_text=body_text or "",
+        body_html=body_html or "", is_active=is_active, variables=sorted(variables),
+    )
+    audit_record(
+        actor=actor, action="create", entity_type="template", entity_id=template.pk, owner_id=owner.pk,
+        user_action=f"Created template '{name}'", after=_template_snapshot(template),
+    )
+    return template
+
+
+@transaction.atomic
+def template_update(*, actor: Actor, template: MessageTemplate, data: dict) -> MessageTemplate:
+    template = MessageTemplate.objects.select_for_update().get(pk=template.pk)
+    before = _template_snapshot(template)
+    merged = {**before, **{k: v for k, v in data.items() if k in TEMPLATE_FIELDS}}
+    variables = _check_template(
+        channel=merged["channel"], subject=merged["subject"], body_text=merged["body_text"], body_html=merged["body_html"]
+    )
+    if merged["name"] != template.name and MessageTemplate.objects.filter(owner_id=template.owner_id, name=merged["name"]).exists():
+        raise Conflict(f"Template '{merged['name']}' already exists", field="name")
+    for key, value in merged.items():
+        setattr(template, key, value if value is not None else "")
+    template.variables = sorted(variables)
+    template.save()
+    audit_record(
+        actor=actor, action="update", entity_type="template", entity_id=template.pk, owner_id=template.owner_id,
+        user_action=f"Updated template '{template.name}'", before=before, after=_template_snapshot(template),
+    )
+    return template
+
+
+@transaction.atomic
+def template_delete(*, actor: Actor, template: MessageTemplate) -> None:
+    if Campaign.objects.filter(template=template).exists():
+        raise Conflict(f"Template '{template.name}' is used by campaigns; deactivate it instead", field="template_id")
+    before, pk, owner_id = _template_snapshot(template), template.pk, template.owner_id
+    template.delete()
+    audit_record(
+        actor=actor, action="delete", entity_type="template", entity_id=pk, owner_id=owner_id,
+        user_action=f"Deleted template '{before['name']}'", before=before,
+    )
+
+
+def template_required_variables(template: MessageTemplate | None, *, subject: str = "", content: str = "") -> dict[str, bool]:
+    if template is not None:
+        compiled = compile_parts(subject=template.subject, body_text=template.body_text, body_html=template.body_html)
+    else:
+        compiled = compile_parts(subject=subject, body_text=content)
+    return template_variables(compiled)
+
+
+# --- Campaigns -----------------------------------------------------------------------------------
+
+
+def _campaign_snapshot(campaign: Campaign) -> dict:
+    return {
+        "name": campaign.name, "channel": campaign.channel, "status": campaign.status,
+        "template_id": campaign.template_id, "subject": campaign.subject,
+        "lists": [lst.name for lst in campaign.lists.all()], "import_id": str(campaign.import_job_id or ""),
+    }
+
+
+@transaction.atomic
+def campaign_create(
+    *,
+    actor: Actor,
+    owner,
+    name: str,
+    channel: str,
+    template_id: int | None = None,
+    message_content: str = "",
+    subject: str = "",
+    list_names: list[str] | None = None,
+    import_id: str | None = None,
+    scheduled_at=None,
+) -> Campaign:
+    """Seed 001: exactly one of template or content; an audience; merge fields the audience has."""
+    name = (name or "").strip()
+    if not name:
+        raise InvalidInput("name: is required", field="name")
+    if channel not in Channel.values:
+        raise InvalidInput(f"channel: must be one of {', '.join(Channel.values)}", field="channel")
+    has_content = bool((message_content or "").strip())
+    if template_id and has_content:
+        raise InvalidInput("Give either template_id or message_content, not both", field="template_id")
+    if not template_id and not has_content:
+        raise InvalidInput("A campaign needs message content: give template_id or message_content", field="message_content")
+    template = None
+    if template_id:
+        template = MessageTemplate.objects.filter(pk=template_id, owner=owner).first()
+        if template is None:
+            raise InvalidInput(f"template_id: template {template_id} not found", field="template_id")
+        if not template.is_active:
+            raise InvalidInput(f"template_id: template '{template.name}' is not active", field="template_id")
+        if template.channel != channel:
+            raise InvalidInput(f"template_id: template '{template.name}' is for {template.channel}, not {channel}", field="template_id")
+    else:
+        try:
+            compile_parts(subject=subject, body_text=message_content)
+        except TemplateError as exc:
+            raise InvalidInput(f"message_content: {exc.message}", field="message_content") from None
+    if channel == Channel.EMAIL and not (subject or (template and template.subject)):
+        raise InvalidInput("subject: an email campaign needs a subject (or a template with one)", field="subject")
+
+    lists = []
+    for list_name in list_names or []:
+        lst = SubscriberList.objects.filter(owner=owner, name=list_name).first()
+        if lst is None:
+            raise InvalidInput(f"list_names: list '{list_name}' not found", field="list_names")
+        lists.append(lst)
+    job = None
+    if import_id:
+        job = ImportJob.objects.filter(pk=import_id, owner=owner).first()
+        if job is None:
+            raise InvalidInput(f"import_id: import {import_id} not found", field="import_id")
+    if not lists and job is None:
+        raise InvalidInput("list_names: a campaign needs an audience: list_names and/or import_id", field="list_names")
+
+    required = template_required_variables(template, subject=subject, content=message_content)
+    audience_lists = [lst.name for lst in lists] + ([job.list_name] if job and job.list_id else [])
+    fields = analyze_fields(user=owner, list_names=sorted(set(audience_lists))) if audience_lists else {"standard": [], "custom": []}
+    missing = missing_variables(required, set(fields["standard"]) | set(fields["custom"]))
+    if missing:
+        raise InvalidInput(
+            f"Merge fields not found in the audience: {', '.join(missing)} "
+            "(add the fields, or give them a default: {{ field|default:\"...\" }})",
+            field="message_content" if template is None else "template_id",
+            extra={"missing_fields": missing},
+        )
+
+    campaign = Campaign.objects.create(
+        owner=owner, name=name, channel=channel, template=template, message_content=message_content or "",
+        subject=subject or "", import_job=job, scheduled_at=scheduled_at,
+        status=CampaignStatus.SCHEDULED if scheduled_at else CampaignStatus.DRAFT,
+    )
+    campaign.lists.set(lists)
+    audit_record(
+        actor=actor, action="create", entity_type="campaign", entity_id=campaign.pk, owner_id=owner.pk,
+        user_action=f"Created campaign '{name}'", after=_campaign_snapshot(campaign),
+    )
+    return campaign
+
+
+def _transition(campaign: Campaign, *, allowed: tuple[str, ...], to: str, actor: Actor, verb: str, reason: str = "") -> Campaign:
+    campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
+    if campaign.status not in allowed:
+        raise Conflict(f"Campaign '{campaign.name}' is {campaign.status}; cannot {verb} it", field="status")
+    before = campaign.status
+    campaign.status, campaign.status_reason = to, reason
+    campaign.save(update_fields=["status", "status_reason", "updated_at"])
+    audit_record(
+        actor=actor, action="update", entity_type="campaign", entity_id=campaign.pk, owner_id=campaign.owner_id,
+        user_action=f"{verb.capitalize()} campaign '{campaign.name}'" + (f": {reason}" if reason else ""),
+        before={"status": before}, after={"status": to},
+    )
+    return campaign
+
+
+@transaction.atomic
+def campaign_start(*, actor: Actor, campaign: Campaign) -> Campaign:
+    """Queue the fan-out; the request returns at once (202) and the campaign's id tracks it."""
+    campaign = _transition(
+        campaign, allowed=(CampaignStatus.DRAFT, CampaignStatus.SCHEDULED), to=CampaignStatus.STARTING,
+        actor=actor, verb="start",
+    )
+    transaction.on_commit(lambda: async_task("campaigns.tasks.fan_out", str(campaign.pk), task_name=f"fan-out-{campaign.pk}"))
+    return campaign
+
+
+@transaction.atomic
+def campaign_pause(*, actor: Actor, campaign: Campaign, reason: str = "") -> Campaign:
+    return _transition(campaign, allowed=(CampaignStatus.RUNNING, CampaignStatus.STARTING), to=CampaignStatus.PAUSED,
+                       actor=actor, verb="pause", reason=reason)
+
+
+@transaction.atomic
+def campaign_resume(*, actor: Actor, campaign: Campaign) -> Campaign:
+    campaign = _transition(campaign, allowed=(CampaignStatus.PAUSED,), to=CampaignStatus.RUNNING, actor=actor, verb="resume")
+    transaction.on_commit(kick_dispatchers)
+    return campaign
+
+
+@transaction.atomic
+def campaign_cancel(*, actor: Actor, campaign: Campaign) -> Campaign:
+    campaign = _transition(
+        campaign,
+        allowed=(CampaignStatus.DRAFT, CampaignStatus.SCHEDULED, CampaignStatus.STARTING, CampaignStatus.RUNNING, CampaignStatus.PAUSED),
+        to=CampaignStatus.CANCELLED, actor=actor, verb="cancel",
+    )
+    Message.objects.filter(campaign=campaign, status=MessageStatus.QUEUED).update(status=MessageStatus.CANCELLED)
+    Campaign.objects.filter(pk=campaign.pk).update(finished_at=timezone.now())
+    return campaign
+
+
+def campaigns_start_scheduled() -> int:
+    """Start scheduled campaigns whose time has come (the minute tick calls this)."""
+    started = 0
+    for campaign in Campaign.objects.filter(status=CampaignStatus.SCHEDULED, scheduled_at__lte=timezone.now()):
+        try:
+            campaign_start(actor=Actor.system(), campaign=campaign)
+            started += 1
+        except Conflict:
+            continue  # started by someone else meanwhile
+    return started
+
+
+def kick_dispatchers(count: int | None = None) -> None:
+    """Queue dispatcher runs (each loops while there is work, then ends)."""
+    from django.conf import settings
+
+    for _ in range(count or settings.DISPATCH_WORKERS):
+        async_task("campaigns.tasks.dispatch", task_name="dispatch")
+
+
+# --- Fan-out -------------------------------------------------------------------------------------
+
+_SKIP_SQL = f"""
+    CASE
+        WHEN s.addr = '' THEN 'no_address'
+        WHEN sp.id IS NOT NULL THEN 'suppressed'
+        WHEN s.status = '{SubscriberStatus.UNSUBSCRIBED}' THEN 'unsubscribed'
+        WHEN s.status = '{SubscriberStatus.BOUNCED}' THEN 'bounced'
+        WHEN s.status = '{SubscriberStatus.INACTIVE}' THEN 'inactive'
+        ELSE ''
+    END"""
+
+
+def campaign_fan_out(*, campaign_id) -> Campaign:
+    """Create one message per recipient in one statement: deduplicated by address across the
+    campaign's lists; suppressed, unsubscribed, bounced, inactive or address-less recipients
+    become `skipped` with the reason. Runs once: a repeat finds the campaign already running."""
+    with transaction.atomic():
+        campaign = Campaign.objects.select_for_update().get(pk=campaign_id)
+        if campaign.status != CampaignStatus.STARTING:
+            return campaign
+        list_ids = list(campaign.lists.values_list("pk", flat=True))
+        if connection.vendor == "postgresql":
+            total, skipped = _fan_out_postgres(campaign, list_ids)
+        else:
+            total, skipped = _fan_out_portable(campaign, list_ids)
+        now = timezone.now()
+        Campaign.objects.filter(pk=campaign.pk).update(
+            status=CampaignStatus.RUNNING if total > skipped else CampaignStatus.COMPLETED,
+            total_count=total, skipped_count=skipped, started_at=now,
+            finished_at=None if total > skipped else now, updated_at=now,
+        )
+        audit_record(
+            actor=Actor.system(), action="update", entity_type="campaign", entity_id=campaign.pk, owner_id=campaign.owner_id,
+            user_action=f"Campaign '{campaign.name}' queued {total - skipped:,} messages ({skipped:,} skipped)",
+            after={"status": CampaignStatus.RUNNING, "total": total, "skipped": skipped},
+        )
+        transaction.on_commit(kick_dispatchers)
+    campaign.refresh_from_db()
+    return campaign
+
+
+def _audience_where(campaign: Campaign, list_ids: list[int]) -> tuple[str, list]:
+    clauses, params = [], []
+    if list_ids:
+        clauses.append("list_id = ANY(%s)")
+        params.append(list_ids)
+    if campaign.import_job_id:
+        clauses.append("import_job_id = %s")
+        params.append(campaign.import_job_id)
+    return " OR ".join(clauses), params
+
+
+def _fan_out_postgres(campaign: Campaign, list_ids: list[int]) -> tuple[int, int]:
+    address = "email" if campaign.channel == Channel.EMAIL else "phone"
+    where, params = _audience_where(campaign, list_ids)
+    sql = f"""
+        WITH inserted AS (
+            INSERT INTO {Message._meta.db_table}
+                (uid, campaign_id, subscriber_id, channel, recipient, variables, status, skip_reason, attempts,
+                 last_error, provider_message_id, lease_token, sequence, segments, created_at)
+            SELECT gen_random_uuid(), %s, s.id, %s, s.addr, '{{}}'::jsonb,
+                   CASE WHEN {_SKIP_SQL} = '' THEN 'queued' ELSE 'skipped' END, {_SKIP_SQL}, 0, '', '', '', 0, 0, now()
+            FROM (
+                SELECT DISTINCT ON (CASE WHEN addr = '' THEN 'id:' || id ELSE addr END) id, addr, status
+                FROM (SELECT id, {address} AS addr, status FROM {Subscriber._meta.db_table} WHERE {where}) AS a
+                ORDER BY CASE WHEN addr = '' THEN 'id:' || id ELSE addr END, id
+            ) AS s
+            LEFT JOIN {Suppression._meta.db_table} sp
+                ON sp.owner_id = %s AND sp.channel = %s AND sp.address = s.addr
+            ORDER BY s.id
+            RETURNING status
+        )
+        SELECT count(*), count(*) FILTER (WHERE status = 'skipped') FROM inserted
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [campaign.pk, campaign.channel, *params, campaign.owner_id, campaign.channel])
+        total, skipped = cursor.fetchone()
+    return total, skipped
+
+
+def _fan_out_portable(campaign: Campaign, list_ids: list[int]) -> tuple[int, int]:
+    """The embedded default (SQLite): the same rules in batches through the ORM."""
+    address = "email" if campaign.channel == Channel.EMAIL else "phone"
+    qs = Subscriber.objects.none()
+    if list_ids:
+        qs = Subscriber.objects.filter(list_id__in=list_ids)
+    if campaign.import_job_id:
+        qs = qs | Subscriber.objects.filter(import_job_id=campaign.import_job_id)
+    suppressed = set(
+        Suppression.objects.filter(owner_id=campaign.owner_id, channel=campaign.channel).values_list("address", flat=True)
+    )
+    seen: set[str] = set()
+    batch: list[Message] = []
+    total = skipped = 0
+    for sub_id, addr, status in qs.order_by("id").values_list("id", address, "status").iterator(chunk_size=5000):
+        if addr and addr in seen:
+            continue
+        seen.add(addr)
+        reason = (
+            "no_address" if not addr else "suppressed" if addr in suppressed
+            else status if status in SUPPRESSING_STATUSES or status == SubscriberStatus.INACTIVE else ""
+        )
+        batch.append(Message(campaign=campaign, subscriber_id=sub_id, channel=campaign.channel, recipient=addr,
+                             status=MessageStatus.SKIPPED if reason else MessageStatus.QUEUED, skip_reason=reason))
+        total += 1
+        skipped += bool(reason)
+        if len(batch) >= 5000:
+            Message.objects.bulk_create(batch)
+            batch = []
+    Message.objects.bulk_create(batch)
+    return total, skipped

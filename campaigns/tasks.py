@@ -1,0 +1,22 @@
+"""django-q2 entry points for campaigns: take ids, call services."""
+
+from campaigns import dispatch as dispatcher
+from campaigns import services
+
+
+def fan_out(campaign_id: str) -> str:
+    return services.campaign_fan_out(campaign_id=campaign_id).status
+
+
+def dispatch() -> int:
+    return dispatcher.dispatch()
+
+
+def tick() -> dict:
+    """Every minute: requeue expired leases, start due scheduled campaigns, keep dispatchers going."""
+    swept = dispatcher.requeue_expired_leases()
+    started = services.campaigns_start_scheduled()
+    if dispatcher.has_due_work():
+        services.kick_dispatchers()
+    dispatcher.finish_campaigns()
+    return {"swept": swept, "started": started}
