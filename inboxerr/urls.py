@@ -17,6 +17,8 @@ api_v1 = [
     path("subscribers/", include("subscribers.api.urls")),
     path("imports/", include("imports.api.urls")),
     path("", include("campaigns.api.urls")),
+    path("sms/", include("campaigns.api.sms_urls")),
+    path("bulk-email/", include("campaigns.api.bulk_email_urls")),
     path("", include(router.urls)),
 ]
 

@@ -1,0 +1,3 @@
+"""Routes filled in by the bulk_email_urls work."""
+
+urlpatterns: list = []
