@@ -1,3 +1,121 @@
-from django.contrib import admin
+"""The console for templates, campaigns, messages and rate limits; actions call the services."""
 
-# Register your models here.
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html
+
+from campaigns import services
+from campaigns.api.serializers import CampaignSerializer
+from campaigns.models import Campaign, Message, MessageTemplate, RateLimit
+from inboxerr.admin_tools import EstimatedCountPaginator, OwnedAdmin, admin_actor
+from inboxerr.errors import ServiceError
+
+
+@admin.register(MessageTemplate)
+class MessageTemplateAdmin(OwnedAdmin):
+    list_display = ("name", "channel", "owner", "is_active", "variables", "updated_at")
+    list_filter = ("channel", "is_active")
+    search_fields = ("name",)
+    list_select_related = ("owner",)
+    readonly_fields = ("variables", "rendered_preview")
+    fields = ("name", "channel", "subject", "body_text", "body_html", "is_active", "variables", "rendered_preview")
+
+    @admin.display(description="preview (sample values)")
+    def rendered_preview(self, template: MessageTemplate) -> str:
+        if not template.pk:
+            return "-"
+        from campaigns.rendering import compile_parts, recipient_context
+
+        sample = {name: f"<{name}>" for name in template.variables}
+        compiled = compile_parts(subject=template.subject, body_text=template.body_text, body_html=template.body_html)
+        subject, text, _ = compiled.render(recipient_context(name="Sample Person", email="sample@example.com", variables=sample))
+        return format_html("<strong>{}</strong><pre style='white-space:pre-wrap'>{}</pre>", subject, text)
+
+    def save_model(self, request: HttpRequest, obj: MessageTemplate, form: forms.ModelForm, change: bool) -> None:
+        data = {name: form.cleaned_data.get(name) for name in services.TEMPLATE_FIELDS}
+        try:
+            if change:
+                saved = services.template_update(actor=admin_actor(request), template=obj, data=data)
+            else:
+                saved = services.template_create(actor=admin_actor(request), owner=request.user, **data)
+        except ServiceError as exc:
+            raise forms.ValidationError(exc.message) from None
+        obj.pk = saved.pk
+
+    def delete_model(self, request: HttpRequest, obj: MessageTemplate) -> None:
+        services.template_delete(actor=admin_actor(request), template=obj)
+
+
+def _campaign_action(service, label: str):
+    def action(modeladmin, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
+        done = 0
+        for campaign in queryset:
+            try:
+                service(actor=admin_actor(request), campaign=campaign)
+                done += 1
+            except ServiceError as exc:
+                modeladmin.message_user(request, f"{campaign.name}: {exc.message}", level=messages.ERROR)
+        if done:
+            modeladmin.message_user(request, f"{label}: {done} campaign(s).")
+
+    action.__name__ = f"{service.__name__}_action"
+    return admin.action(description=f"{label} selected campaigns", permissions=["change"])(action)
+
+
+@admin.register(Campaign)
+class CampaignAdmin(OwnedAdmin):
+    list_display = ("name", "kind", "channel", "status", "progress_bar", "sent_count", "failed_count", "skipped_count", "created_at")
+    list_filter = ("status", "channel", "kind")
+    search_fields = ("name",)
+    list_select_related = ("owner",)
+    readonly_fields = [f.name for f in Campaign._meta.fields] + ["progress_bar"]
+    exclude = ("lists",)
+    actions = [
+        _campaign_action(services.campaign_start, "Start"),
+        _campaign_action(services.campaign_pause, "Pause"),
+        _campaign_action(services.campaign_resume, "Resume"),
+        _campaign_action(services.campaign_cancel, "Cancel"),
+        _campaign_action(services.campaign_retry_failed, "Retry failed messages of"),
+    ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # campaigns are created through the API (validation of audience and merge fields)
+
+    def has_change_permission(self, request: HttpRequest, obj: Campaign | None = None) -> bool:
+        return False if obj is not None else super().has_change_permission(request, obj)
+
+    @admin.display(description="progress")
+    def progress_bar(self, campaign: Campaign) -> str:
+        progress = CampaignSerializer().get_progress(campaign)
+        return format_html('<progress max="100" value="{}"></progress> {}%', progress, progress)
+
+
+@admin.register(Message)
+class MessageAdmin(OwnedAdmin):
+    owner_path = "campaign__owner"
+    list_display = ("id", "recipient", "channel", "status", "attempts", "last_error", "sent_at")
+    list_filter = ("status", "channel")
+    search_fields = ("=recipient",)
+    raw_id_fields = ("campaign", "subscriber")
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+    readonly_fields = [f.name for f in Message._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Message | None = None) -> bool:
+        return False
+
+
+@admin.register(RateLimit)
+class RateLimitAdmin(admin.ModelAdmin):
+    """Edit a channel's rate here; workers read it on their next token, no restart needed."""
+
+    list_display = ("name", "rate", "burst", "enabled")
+    list_editable = ("rate", "burst", "enabled")
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_superuser  # shared by every owner: an operator-wide setting

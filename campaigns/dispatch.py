@@ -15,7 +15,7 @@ import logging
 import random
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -32,6 +32,7 @@ from campaigns.ratelimit import ChannelPaused, acquire
 from campaigns.rendering import Compiled, compile_parts, recipient_context
 from campaigns.unsubscribe import unsubscribe_headers, unsubscribe_url
 from inboxerr.actors import Actor
+from inboxerr.errors import Conflict
 from subscribers.models import Subscriber
 
 logger = logging.getLogger("inboxerr.dispatch")
@@ -302,10 +303,43 @@ def has_due_work() -> bool:
     ).exclude(next_attempt_at__gt=timezone.now()).exists()
 
 
+class FailureWatch:
+    """The last DISPATCH_PAUSE_WINDOW send outcomes per campaign seen by this worker (a retry
+    scheduled after a transient error counts as a failed send); a campaign whose failure share
+    passes DISPATCH_PAUSE_FAILURE_RATE is paused, with the reason."""
+
+    def __init__(self) -> None:
+        self.windows: dict = {}
+
+    def observe(self, outcomes: Counter) -> None:
+        size, limit = settings.DISPATCH_PAUSE_WINDOW, settings.DISPATCH_PAUSE_FAILURE_RATE
+        for (campaign_id, status), count in outcomes.items():
+            window = self.windows.setdefault(campaign_id, deque(maxlen=size))
+            window.extend([status != MessageStatus.SENT] * count)
+        for campaign_id, window in self.windows.items():
+            if len(window) == window.maxlen and sum(window) / len(window) > limit:
+                self._pause(campaign_id, sum(window), len(window))
+                window.clear()
+
+    @staticmethod
+    def _pause(campaign_id, failed: int, seen: int) -> None:
+        from campaigns.services import campaign_pause
+
+        campaign = Campaign.objects.filter(pk=campaign_id, status=CampaignStatus.RUNNING).first()
+        if campaign is None:
+            return
+        reason = f"paused automatically: {failed} of the last {seen} messages failed"
+        try:
+            campaign_pause(actor=Actor.system(), campaign=campaign, reason=reason)
+        except Conflict:
+            pass  # paused or finished meanwhile
+        logger.warning("Campaign %s %s", campaign_id, reason)
+
+
 def dispatch(*, run_seconds: float | None = None, batch_size: int | None = None) -> int:
     """One dispatcher run: claim and send until nothing is due or the run time is up."""
     deadline = time.monotonic() + (run_seconds or settings.DISPATCH_RUN_SECONDS)
-    renderer, sent = Renderer(), 0
+    renderer, sent, watch = Renderer(), 0, FailureWatch()
     while time.monotonic() < deadline:
         token = uuid.uuid4().hex
         batch = claim(token=token, limit=batch_size or settings.DISPATCH_BATCH_SIZE)
@@ -321,6 +355,7 @@ def dispatch(*, run_seconds: float | None = None, batch_size: int | None = None)
             continue
         outcomes = send_batch(batch, token, renderer)
         apply_outcomes(outcomes)
+        watch.observe(outcomes)
         sent += sum(n for (_, status), n in outcomes.items() if status == MessageStatus.SENT)
     finish_campaigns()
     return sent

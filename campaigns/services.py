@@ -1,17 +1,24 @@
 """Templates and campaigns: create, validate merge fields against the audience, start (one
 set-based fan-out), pause, resume, cancel. Sending is the dispatcher's (dispatch.py)."""
 
+import uuid
+
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 from django_q.tasks import async_task
 
 from audit.services import audit_record
-from campaigns.models import Campaign, CampaignKind, CampaignStatus, Message, MessageStatus, MessageTemplate
-from campaigns.rendering import TemplateError, compile_parts, missing_variables, template_variables
+from campaigns.channels.base import OutgoingMessage, SendError
+from campaigns.channels.registry import backend_for
+from campaigns.models import Campaign, CampaignStatus, Message, MessageStatus, MessageTemplate
+from campaigns.rendering import TemplateError, compile_parts, missing_variables, recipient_context, template_variables
+from campaigns.unsubscribe import unsubscribe_headers, unsubscribe_url
 from imports.models import ImportJob
 from inboxerr.actors import Actor
 from inboxerr.errors import Conflict, InvalidInput, NotFound
 from subscribers.models import SUPPRESSING_STATUSES, Channel, Subscriber, SubscriberList, SubscriberStatus, Suppression
+from subscribers.normalize import RecordError, normalize_email, normalize_phone
 from subscribers.selectors import analyze_fields
 
 TEMPLATE_FIELDS = ("name", "channel", "subject", "body_text", "body_html", "is_active")
@@ -253,8 +260,6 @@ def campaigns_start_scheduled() -> int:
 
 def kick_dispatchers(count: int | None = None) -> None:
     """Queue dispatcher runs (each loops while there is work, then ends)."""
-    from django.conf import settings
-
     for _ in range(count or settings.DISPATCH_WORKERS):
         async_task("campaigns.tasks.dispatch", task_name="dispatch")
 
@@ -371,3 +376,147 @@ def _fan_out_portable(campaign: Campaign, list_ids: list[int]) -> tuple[int, int
             batch = []
     Message.objects.bulk_create(batch)
     return total, skipped
+
+
+# --- Operator actions: retry failed, test send, preview, dry run ---------------------------------
+
+
+@transaction.atomic
+def campaign_retry_failed(*, actor: Actor, campaign: Campaign) -> Campaign:
+    """Requeue only the failed messages, with fresh attempts; a completed campaign runs again."""
+    campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
+    if campaign.status in (CampaignStatus.CANCELLED, CampaignStatus.DRAFT, CampaignStatus.SCHEDULED):
+        raise Conflict(f"Campaign '{campaign.name}' is {campaign.status}; nothing to retry", field="status")
+    requeued = Message.objects.filter(campaign=campaign, status=MessageStatus.FAILED).update(
+        status=MessageStatus.QUEUED, attempts=0, next_attempt_at=None, last_error="", lease_token="", send_started_at=None
+    )
+    if not requeued:
+        raise Conflict(f"Campaign '{campaign.name}' has no failed messages", field="status")
+    campaign.failed_count = max(0, campaign.failed_count - requeued)
+    if campaign.status == CampaignStatus.COMPLETED:
+        campaign.status, campaign.finished_at = CampaignStatus.RUNNING, None
+    campaign.save(update_fields=["failed_count", "status", "finished_at", "updated_at"])
+    audit_record(
+        actor=actor, action="update", entity_type="campaign", entity_id=campaign.pk, owner_id=campaign.owner_id,
+        user_action=f"Requeued {requeued:,} failed messages of campaign '{campaign.name}'", metadata={"requeued": requeued},
+    )
+    transaction.on_commit(kick_dispatchers)
+    return campaign
+
+
+def _sample_context(campaign: Campaign, subscriber: Subscriber | None, recipient: str = "") -> dict:
+    address = recipient
+    if not address and subscriber is not None:
+        address = subscriber.email if campaign.channel == Channel.EMAIL else subscriber.phone
+    return recipient_context(
+        email=(subscriber.email if subscriber else (recipient if campaign.channel == Channel.EMAIL else "")),
+        phone=(subscriber.phone if subscriber else (recipient if campaign.channel == Channel.SMS else "")),
+        name=subscriber.name if subscriber else "",
+        standard_fields=subscriber.standard_fields if subscriber else {},
+        custom_fields=subscriber.custom_fields if subscriber else {},
+        unsubscribe_url=unsubscribe_url(owner_id=campaign.owner_id, channel=campaign.channel, address=address or ""),
+    )
+
+
+def _compiled(campaign: Campaign):
+    template = campaign.template
+    if template is not None:
+        return compile_parts(subject=campaign.subject or template.subject, body_text=template.body_text, body_html=template.body_html)
+    return compile_parts(subject=campaign.subject, body_text=campaign.message_content)
+
+
+def _audience(campaign: Campaign):
+    list_ids = list(campaign.lists.values_list("pk", flat=True))
+    qs = Subscriber.objects.filter(list_id__in=list_ids)
+    if campaign.import_job_id:
+        qs = qs | Subscriber.objects.filter(import_job_id=campaign.import_job_id)
+    return qs
+
+
+def campaign_preview(*, campaign: Campaign, subscriber_id: int | None = None) -> dict:
+    """The campaign rendered for one subscriber of its audience (the first one by default)."""
+    audience = _audience(campaign)
+    subscriber = audience.filter(pk=subscriber_id).first() if subscriber_id else audience.order_by("id").first()
+    if subscriber_id and subscriber is None:
+        raise NotFound(f"Subscriber {subscriber_id} is not in this campaign's audience", field="subscriber_id")
+    subject, text, html = _compiled(campaign).render(_sample_context(campaign, subscriber))
+    return {"subscriber_id": subscriber.pk if subscriber else None, "subject": subject, "body_text": text, "body_html": html}
+
+
+def campaign_test_send(*, actor: Actor, campaign: Campaign, recipient: str) -> dict:
+    """Send the campaign once to an address the caller gives, now, through the real channel."""
+    try:
+        address = normalize_email(recipient) if campaign.channel == Channel.EMAIL else normalize_phone(recipient)
+    except RecordError as exc:
+        raise InvalidInput(f"recipient: {exc.message}", field="recipient") from None
+    if not address:
+        raise InvalidInput("recipient: is required", field="recipient")
+    sample = _audience(campaign).order_by("id").first()
+    context = _sample_context(campaign, sample, address)
+    subject, text, html = _compiled(campaign).render(context)
+    outgoing = OutgoingMessage(
+        uid=str(uuid.uuid4()), channel=campaign.channel, recipient=address, subject=f"[TEST] {subject}" if subject else "",
+        body_text=text, body_html=html,
+        headers=unsubscribe_headers(context["unsubscribe_url"]) if campaign.channel == Channel.EMAIL else {},
+    )
+    backend = backend_for(campaign.channel)
+    try:
+        with backend:
+            provider_id = backend.send(outgoing)
+    except SendError as exc:
+        raise InvalidInput(f"recipient: the test send failed: {exc.message}", field="recipient") from None
+    with transaction.atomic():
+        audit_record(
+            actor=actor, action="update", entity_type="campaign", entity_id=campaign.pk, owner_id=campaign.owner_id,
+            user_action=f"Test send of campaign '{campaign.name}' to {address}",
+        )
+    return {"sent": True, "recipient": address, "provider_message_id": provider_id, "subject": outgoing.subject}
+
+
+def campaign_dry_run(*, campaign: Campaign, sample_size: int = 1000) -> dict:
+    """What a start would do, without doing it: the audience after dedupe and suppression, and
+    recipients (of a sample) missing a required merge field."""
+    address = "email" if campaign.channel == Channel.EMAIL else "phone"
+    audience = _audience(campaign)
+    total = audience.count()
+    unique = audience.exclude(**{address: ""}).values(address).distinct().count()
+    suppressed = audience.filter(**{f"{address}__in": Suppression.objects.filter(
+        owner_id=campaign.owner_id, channel=campaign.channel).values("address")}).values(address).distinct().count()
+    opted_out = audience.filter(status__in=[*SUPPRESSING_STATUSES, SubscriberStatus.INACTIVE]).values(address).distinct().count()
+    required = [name for name, needed in template_required_variables(
+        campaign.template, subject=campaign.subject, content=campaign.message_content).items() if needed]
+    missing: dict[str, int] = {}
+    for sub in audience.order_by("id")[:sample_size].values("standard_fields", "custom_fields"):
+        available = set(sub["standard_fields"]) | set(sub["custom_fields"])
+        for name in missing_variables({n: True for n in required}, available):
+            missing[name] = missing.get(name, 0) + 1
+    result = {
+        "audience_total": total,
+        "unique_addresses": unique,
+        "without_address": audience.filter(**{address: ""}).count(),
+        "suppressed": suppressed,
+        "unsubscribed_bounced_or_inactive": opted_out,
+        "would_queue_at_most": max(0, unique - suppressed),
+        "required_merge_fields": required,
+        "missing_merge_fields_in_sample": missing,
+        "sample_size": min(sample_size, total),
+    }
+    return result
+
+
+@transaction.atomic
+def messages_purge(*, actor: Actor, older_than_days: int) -> int:
+    """Delete messages of campaigns that finished before the cutoff; their counters stay."""
+    from datetime import timedelta
+
+    cutoff = timezone.now() - timedelta(days=older_than_days)
+    finished = Campaign.objects.filter(
+        status__in=[CampaignStatus.COMPLETED, CampaignStatus.CANCELLED, CampaignStatus.FAILED], finished_at__lt=cutoff
+    ).values("pk")
+    deleted, _ = Message.objects.filter(campaign_id__in=finished).delete()
+    audit_record(
+        actor=actor, action="delete", entity_type="message",
+        user_action=f"Purged {deleted:,} messages of campaigns finished more than {older_than_days} days ago",
+        metadata={"deleted": deleted, "cutoff": cutoff.isoformat()},
+    )
+    return deleted

@@ -244,6 +244,9 @@ DISPATCH_WORKERS = _env_positive_int("DISPATCH_WORKERS", 2)
 # One send may take this long; a message's lease is always longer (timeout + margin).
 DISPATCH_SEND_TIMEOUT_SECONDS = _env_positive_int("DISPATCH_SEND_TIMEOUT_SECONDS", 15)
 DISPATCH_LEASE_SECONDS = _env_positive_int("DISPATCH_LEASE_SECONDS", 120)
+# A campaign pauses itself when more than this share of its last DISPATCH_PAUSE_WINDOW outcomes failed.
+DISPATCH_PAUSE_FAILURE_RATE = _env("DISPATCH_PAUSE_FAILURE_RATE", env.float, 0.2)
+DISPATCH_PAUSE_WINDOW = _env_positive_int("DISPATCH_PAUSE_WINDOW", 200)
 if DISPATCH_LEASE_SECONDS <= DISPATCH_SEND_TIMEOUT_SECONDS + 5:
     raise ImproperlyConfigured("DISPATCH_LEASE_SECONDS must exceed DISPATCH_SEND_TIMEOUT_SECONDS by more than 5 seconds")
 

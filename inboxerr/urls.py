@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from campaigns.api.views import TemplateViewSet
+from campaigns.unsubscribe_views import unsubscribe
 from imports.api.urls import subscriber_job_urlpatterns
 from inboxerr.health import health
 from subscribers.api.views import SuppressionViewSet
@@ -29,4 +30,5 @@ urlpatterns = [
     path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api-auth/", include("rest_framework.urls")),
     path("health", health, name="health"),
+    path("u/<str:token>", unsubscribe, name="unsubscribe"),
 ]

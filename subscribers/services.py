@@ -561,6 +561,26 @@ def suppression_create(*, actor: Actor, owner, channel: str, address: str, reaso
 
 
 @transaction.atomic
+def address_unsubscribe(*, actor: Actor, owner_id: int, channel: str, address: str, reason: str = SuppressionReason.UNSUBSCRIBED) -> int:
+    """A recipient opted out (unsubscribe link, STOP reply): suppress the address for its owner
+    and mark every subscriber of that owner with it as unsubscribed. Idempotent; returns how many
+    subscribers changed."""
+    field = "email" if channel == Channel.EMAIL else "phone"
+    Suppression.objects.get_or_create(owner_id=owner_id, channel=channel, address=address, defaults={"reason": reason})
+    changed = (
+        Subscriber.objects.filter(list__owner_id=owner_id, **{field: address})
+        .exclude(status=SubscriberStatus.UNSUBSCRIBED)
+        .update(status=SubscriberStatus.UNSUBSCRIBED, updated_at=timezone.now())
+    )
+    audit_record(
+        actor=actor, action="update", entity_type="suppression", owner_id=owner_id,
+        user_action=f"{address} unsubscribed from {channel} ({changed} subscriber(s) updated)",
+        after={"channel": channel, "address": address, "reason": reason},
+    )
+    return changed
+
+
+@transaction.atomic
 def suppression_delete(*, actor: Actor, suppression: Suppression) -> None:
     before = {"channel": suppression.channel, "address": suppression.address, "reason": suppression.reason}
     pk, owner_id = suppression.pk, suppression.owner_id

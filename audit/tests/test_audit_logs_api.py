@@ -6,7 +6,6 @@ import pytest
 from django.utils import timezone
 
 from audit.models import AuditLog
-from subscribers.tests.helpers import fast_password_hashing  # noqa: F401 (autouse fixture)
 from subscribers.tests.helpers import AUDIT, BASE, PERMISSION_DENIED
 
 LOG_KEYS = {"id", "actor", "action", "entity_type", "entity_id", "user_action", "before", "after", "metadata", "created_at"}

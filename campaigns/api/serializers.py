@@ -66,5 +66,13 @@ class MessageSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class TestSendSerializer(serializers.Serializer):
+    recipient = serializers.CharField(max_length=254, help_text="Email address or phone number to send the test to.")
+
+
+class PreviewParamsSerializer(serializers.Serializer):
+    subscriber_id = serializers.IntegerField(required=False, min_value=1)
+
+
 class MessageListParamsSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=MessageStatus.choices, required=False)

@@ -10,4 +10,8 @@ urlpatterns = [
     path("campaigns/<str:campaign_id>/resume", views.campaign_resume_view, name="campaign-resume"),
     path("campaigns/<str:campaign_id>/cancel", views.campaign_cancel_view, name="campaign-cancel"),
     path("campaigns/<str:campaign_id>/messages", views.CampaignMessagesView.as_view(), name="campaign-messages"),
+    path("campaigns/<str:campaign_id>/retry-failed", views.campaign_retry_failed_view, name="campaign-retry-failed"),
+    path("campaigns/<str:campaign_id>/test-send", views.CampaignTestSendView.as_view(), name="campaign-test-send"),
+    path("campaigns/<str:campaign_id>/preview", views.CampaignPreviewView.as_view(), name="campaign-preview"),
+    path("campaigns/<str:campaign_id>/dry-run", views.CampaignDryRunView.as_view(), name="campaign-dry-run"),
 ]

@@ -97,6 +97,39 @@ campaign_start_view = _action(services.campaign_start, status.HTTP_202_ACCEPTED,
 campaign_pause_view = _action(services.campaign_pause, doc="Stop claiming this campaign's messages.")
 campaign_resume_view = _action(services.campaign_resume, doc="Claim its messages again.")
 campaign_cancel_view = _action(services.campaign_cancel, doc="Cancel: queued messages are not sent.")
+campaign_retry_failed_view = _action(services.campaign_retry_failed, doc="Requeue only the failed messages.")
+
+
+class CampaignTestSendView(APIView):
+    required_perms = CHANGE
+
+    @extend_schema(tags=["campaigns"], request=s.TestSendSerializer)
+    def post(self, request: Request, campaign_id: str) -> Response:
+        """Send the campaign once, now, to an address you give (subject prefixed [TEST])."""
+        campaign = selectors.campaign_get(user=request.user, campaign_id=campaign_id)
+        data = parse(s.TestSendSerializer, request.data)
+        return Response(services.campaign_test_send(actor=actor(request), campaign=campaign, recipient=data["recipient"]))
+
+
+class CampaignPreviewView(APIView):
+    required_perms = {"GET": ["campaigns.view_campaign", "subscribers.view_subscriber"]}
+
+    @extend_schema(tags=["campaigns"], parameters=[s.PreviewParamsSerializer])
+    def get(self, request: Request, campaign_id: str) -> Response:
+        """The campaign rendered for one subscriber of its audience."""
+        campaign = selectors.campaign_get(user=request.user, campaign_id=campaign_id)
+        params = parse(s.PreviewParamsSerializer, request.query_params)
+        return Response(services.campaign_preview(campaign=campaign, subscriber_id=params.get("subscriber_id")))
+
+
+class CampaignDryRunView(APIView):
+    required_perms = {"GET": ["campaigns.view_campaign"]}
+
+    @extend_schema(tags=["campaigns"])
+    def get(self, request: Request, campaign_id: str) -> Response:
+        """What a start would queue: audience after dedupe and suppression, missing merge fields."""
+        campaign = selectors.campaign_get(user=request.user, campaign_id=campaign_id)
+        return Response(services.campaign_dry_run(campaign=campaign))
 
 
 class CampaignMessagesView(ListAPIView):

@@ -1,6 +1,6 @@
 import pytest
 
-from imports.models import ImportJob, ImportRowError, ImportStatus
+from imports.models import ImportRowError, ImportStatus
 from imports.tests.helpers import import_file, run_now, write
 from subscribers.models import Subscriber, SubscriberList, Suppression
 

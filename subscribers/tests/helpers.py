@@ -3,7 +3,6 @@ stored state, so that a refused request can be shown to have changed nothing."""
 
 import json
 
-import pytest
 
 from audit.models import AuditLog
 from imports.models import ImportJob
@@ -19,13 +18,6 @@ AUDIT = f"{BASE}audit/logs"
 SUPPRESSIONS = "/api/v1/suppressions/"
 
 PERMISSION_DENIED = "You do not have permission to perform this action."
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings) -> None:
-    """Test users need a password, not a million PBKDF2 rounds (~0.2 s per user created).
-    Import this into a test module to make it apply there."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 def list_page_url(name: str) -> str:

@@ -6,7 +6,6 @@ import pytest
 
 from audit.models import AuditLog
 from subscribers.models import Subscriber, SubscriberList, Suppression
-from subscribers.tests.helpers import fast_password_hashing  # noqa: F401 (autouse fixture)
 from subscribers.tests.helpers import BULK, LISTS, PERMISSION_DENIED, add, db_state, make_list, post_raw
 
 

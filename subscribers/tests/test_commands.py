@@ -12,7 +12,6 @@ from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from audit.models import AuditLog
-from subscribers.tests.helpers import fast_password_hashing  # noqa: F401 (autouse fixture)
 from subscribers.tests.helpers import LISTS, add, make_list
 
 

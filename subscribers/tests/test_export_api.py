@@ -7,7 +7,6 @@ import io
 import pytest
 
 from audit.models import AuditLog
-from subscribers.tests.helpers import fast_password_hashing  # noqa: F401 (autouse fixture)
 from subscribers.tests.helpers import PERMISSION_DENIED, add, db_state, export_url, make_list
 
 BASE_COLUMNS = ["email", "phone", "name", "status", "created_at", "updated_at"]

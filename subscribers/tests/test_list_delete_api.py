@@ -5,7 +5,6 @@ import pytest
 from audit.models import AuditLog
 from imports.models import ImportJob
 from subscribers.models import Subscriber, SubscriberList
-from subscribers.tests.helpers import fast_password_hashing  # noqa: F401 (autouse fixture)
 from subscribers.tests.helpers import AUDIT, PERMISSION_DENIED, add, db_state, list_url, make_list
 
 

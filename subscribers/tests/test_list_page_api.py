@@ -2,7 +2,6 @@
 
 import pytest
 
-from subscribers.tests.helpers import fast_password_hashing  # noqa: F401 (autouse fixture)
 from subscribers.tests.helpers import PERMISSION_DENIED, add, db_state, list_page_url, make_list
 
 

@@ -3,7 +3,6 @@ seed's response shape."""
 
 import pytest
 
-from subscribers.tests.helpers import fast_password_hashing  # noqa: F401 (autouse fixture)
 from subscribers.tests.helpers import PERMISSION_DENIED, SEARCH, add, db_state, make_list
 
 PAGINATION_KEYS = {"current_page", "total_pages", "total", "limit", "has_next", "has_prev"}
