@@ -126,12 +126,16 @@ def _condition_names(condition) -> list[str]:
 def recipient_context(*, email: str = "", phone: str = "", name: str = "", standard_fields: dict | None = None,
                       custom_fields: dict | None = None, variables: dict | None = None, unsubscribe_url: str = "") -> dict:
     """The plain dict a template sees: fields first, then per-message variables, then the
-    recipient's own address and name (which no field may shadow)."""
+    recipient's own address and name where known (a recipient from a CSV has its name only as
+    a variable)."""
     context: dict = {}
     context.update(standard_fields or {})
     context.update(custom_fields or {})
     context.update(variables or {})
-    context.update({"email": email, "phone": phone, "name": name, "unsubscribe_url": unsubscribe_url})
+    for key, value in (("email", email), ("phone", phone), ("name", name)):
+        if value or key not in context:
+            context[key] = value
+    context["unsubscribe_url"] = unsubscribe_url
     return context
 
 

@@ -127,8 +127,10 @@ def campaign_create(
     list_names: list[str] | None = None,
     import_id: str | None = None,
     scheduled_at=None,
+    explicit_recipients: bool = False,
 ) -> Campaign:
-    """Seed 001: exactly one of template or content; an audience; merge fields the audience has."""
+    """Seed 001: exactly one of template or content; an audience; merge fields the audience has.
+    With `explicit_recipients` the caller writes the messages itself (from-csv, bulk email)."""
     name = (name or "").strip()
     if not name:
         raise InvalidInput("name: is required", field="name")
@@ -167,13 +169,13 @@ def campaign_create(
         job = ImportJob.objects.filter(pk=import_id, owner=owner).first()
         if job is None:
             raise InvalidInput(f"import_id: import {import_id} not found", field="import_id")
-    if not lists and job is None:
+    if not lists and job is None and not explicit_recipients:
         raise InvalidInput("list_names: a campaign needs an audience: list_names and/or import_id", field="list_names")
 
     required = template_required_variables(template, subject=subject, content=message_content)
     audience_lists = [lst.name for lst in lists] + ([job.list_name] if job and job.list_id else [])
     fields = analyze_fields(user=owner, list_names=sorted(set(audience_lists))) if audience_lists else {"standard": [], "custom": []}
-    missing = missing_variables(required, set(fields["standard"]) | set(fields["custom"]))
+    missing = [] if explicit_recipients else missing_variables(required, set(fields["standard"]) | set(fields["custom"]))
     if missing:
         raise InvalidInput(
             f"Merge fields not found in the audience: {', '.join(missing)} "
@@ -286,7 +288,9 @@ def campaign_fan_out(*, campaign_id) -> Campaign:
         if campaign.status != CampaignStatus.STARTING:
             return campaign
         list_ids = list(campaign.lists.values_list("pk", flat=True))
-        if connection.vendor == "postgresql":
+        if campaign.total_count:  # recipients were given explicitly: the messages exist already
+            total, skipped = campaign.total_count, campaign.skipped_count
+        elif connection.vendor == "postgresql":
             total, skipped = _fan_out_postgres(campaign, list_ids)
         else:
             total, skipped = _fan_out_portable(campaign, list_ids)
@@ -520,3 +524,67 @@ def messages_purge(*, actor: Actor, older_than_days: int) -> int:
         metadata={"deleted": deleted, "cutoff": cutoff.isoformat()},
     )
     return deleted
+
+
+# --- Campaign from a CSV of recipients (seed 001) ------------------------------------------------
+
+
+def campaign_create_from_csv(*, actor: Actor, owner, stored, name: str, channel: str, template_id: int | None = None,
+                             message_content: str = "", subject: str = "", scheduled_at=None) -> Campaign:
+    """Seed 001 `POST /campaigns/from-csv`: the CSV's key column (email or phone) gives the
+    recipients, every other column becomes each message's variables. A missing key column, or
+    a required merge field with no column, is refused, naming them, before anything is stored."""
+    from imports.parsing import FileFormatError, detect_format, iter_records, read_header
+
+    key = "email" if channel == Channel.EMAIL else "phone"
+    try:
+        fmt = detect_format(stored.path, encoding=stored.encoding)
+        header = read_header(stored.path, fmt)
+    except FileFormatError as exc:
+        raise InvalidInput(f"file: {exc}", field="file") from None
+    columns = [column.strip().lower() for column in header]
+    if key not in columns:
+        raise InvalidInput(f"file: no {key} column (found: {', '.join(header)[:300]})", field="file")
+    template = MessageTemplate.objects.filter(pk=template_id, owner=owner).first() if template_id else None
+    required = template_required_variables(template, subject=subject, content=message_content) if (template or message_content) else {}
+    missing = missing_variables(required, set(columns))
+    if missing:
+        raise InvalidInput(f"file: no column for merge field(s) {', '.join(missing)}", field="file",
+                           extra={"missing_fields": missing})
+    key_at = columns.index(key)
+    normalize = normalize_email if channel == Channel.EMAIL else normalize_phone
+    suppressed = set(Suppression.objects.filter(owner=owner, channel=channel).values_list("address", flat=True))
+    with transaction.atomic():
+        campaign = campaign_create(
+            actor=actor, owner=owner, name=name, channel=channel, template_id=template_id,
+            message_content=message_content, subject=subject, scheduled_at=scheduled_at, explicit_recipients=True,
+        )
+        seen: set[str] = set()
+        batch: list[Message] = []
+        total = skipped = invalid = 0
+        for _, cells, _ in iter_records(stored.path, fmt, start=fmt.header_end, first_record=2):
+            cells = list(cells) + [""] * (len(columns) - len(cells))
+            try:
+                address = normalize(cells[key_at])
+            except RecordError:
+                invalid += 1
+                continue
+            if not address or address in seen:
+                continue
+            seen.add(address)
+            variables = {c: v.strip() for c, v in zip(columns, cells) if c != key and v.strip()}
+            reason = "suppressed" if address in suppressed else ""
+            batch.append(Message(campaign=campaign, channel=channel, recipient=address, variables=variables,
+                                 status=MessageStatus.SKIPPED if reason else MessageStatus.QUEUED, skip_reason=reason))
+            total += 1
+            skipped += bool(reason)
+            if len(batch) >= 5000:
+                Message.objects.bulk_create(batch)
+                batch = []
+        Message.objects.bulk_create(batch)
+        if not total:
+            raise InvalidInput("file: no valid recipient in the file", field="file", extra={"invalid_rows": invalid})
+        Campaign.objects.filter(pk=campaign.pk).update(total_count=total, skipped_count=skipped,
+                                                       job_data={"source": "csv", "invalid_rows": invalid})
+    campaign.refresh_from_db()
+    return campaign

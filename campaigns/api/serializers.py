@@ -1,3 +1,4 @@
+from django.utils import timezone
 from rest_framework import serializers
 
 from campaigns.models import Campaign, Message, MessageStatus, MessageTemplate
@@ -27,17 +28,30 @@ class CampaignCreateSerializer(serializers.Serializer):
     scheduled_at = serializers.DateTimeField(required=False, allow_null=True)
 
 
+class CampaignFromCsvSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="CSV with an email (or phone, for SMS) column; other columns become variables.")
+    name = serializers.CharField(max_length=200)
+    channel = serializers.ChoiceField(choices=Channel.choices)
+    template_id = serializers.IntegerField(required=False, allow_null=True)
+    message_content = serializers.CharField(required=False, allow_blank=True, default="", max_length=100_000)
+    subject = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
+    scheduled_at = serializers.DateTimeField(required=False, allow_null=True)
+
+
 class CampaignSerializer(serializers.ModelSerializer):
     template_id = serializers.IntegerField(read_only=True)
     import_id = serializers.UUIDField(source="import_job_id", read_only=True)
     list_names = serializers.SerializerMethodField()
     counts = serializers.SerializerMethodField()
     progress = serializers.SerializerMethodField()
+    send_rate = serializers.SerializerMethodField(help_text="Messages finished per second since the start.")
+    eta_seconds = serializers.SerializerMethodField()
 
     class Meta:
         model = Campaign
         fields = ["id", "name", "kind", "channel", "status", "status_reason", "template_id", "message_content", "subject",
                   "list_names", "import_id", "scheduled_at", "started_at", "finished_at", "counts", "progress",
+                  "send_rate", "eta_seconds",
                   "created_at", "updated_at"]
         read_only_fields = fields
 
@@ -49,6 +63,20 @@ class CampaignSerializer(serializers.ModelSerializer):
             "total": campaign.total_count, "sent": campaign.sent_count, "failed": campaign.failed_count,
             "skipped": campaign.skipped_count, "unknown": campaign.unknown_count, "pending": campaign.pending_count,
         }
+
+    def get_send_rate(self, campaign: Campaign) -> float:
+        if not campaign.started_at:
+            return 0.0
+        end = campaign.finished_at or timezone.now()
+        elapsed = (end - campaign.started_at).total_seconds()
+        done = campaign.sent_count + campaign.failed_count + campaign.unknown_count
+        return round(done / elapsed, 1) if elapsed > 0 else 0.0
+
+    def get_eta_seconds(self, campaign: Campaign) -> float | None:
+        rate = self.get_send_rate(campaign)
+        if campaign.status != "running" or not rate:
+            return None
+        return round(campaign.pending_count / rate, 1)
 
     def get_progress(self, campaign: Campaign) -> float:
         to_send = campaign.total_count - campaign.skipped_count

@@ -4,6 +4,7 @@ from campaigns.api import views
 
 urlpatterns = [
     path("campaigns", views.CampaignListView.as_view(), name="campaign-list"),
+    path("campaigns/from-csv", views.CampaignFromCsvView.as_view(), name="campaign-from-csv"),
     path("campaigns/<str:campaign_id>", views.CampaignDetailView.as_view(), name="campaign-detail"),
     path("campaigns/<str:campaign_id>/start", views.campaign_start_view, name="campaign-start"),
     path("campaigns/<str:campaign_id>/pause", views.campaign_pause_view, name="campaign-pause"),

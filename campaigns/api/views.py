@@ -3,6 +3,7 @@
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.generics import ListAPIView
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -10,7 +11,10 @@ from rest_framework.views import APIView
 from campaigns import selectors, services
 from campaigns.api import serializers as s
 from campaigns.models import Message
+from imports.services import discard_stored
+from imports.upload import UPLOAD_FIELD, ImportUploadHandler, StoredUpload
 from inboxerr.api import actor, parse
+from inboxerr.errors import InvalidInput
 
 
 @extend_schema(tags=["templates"])
@@ -64,6 +68,34 @@ class CampaignListView(APIView):
         """Create a campaign: exactly one of template_id or message_content, and an audience."""
         data = parse(s.CampaignCreateSerializer, request.data)
         campaign = services.campaign_create(actor=actor(request), owner=request.user, **data)
+        return Response(s.CampaignSerializer(campaign).data, status=status.HTTP_201_CREATED)
+
+
+class CampaignFromCsvView(APIView):
+    required_perms = {"POST": ["campaigns.add_campaign"]}
+    parser_classes = [MultiPartParser]
+
+    def initialize_request(self, request, *args, **kwargs):
+        if request.method == "POST":
+            self.upload_handler = ImportUploadHandler(request)
+            request.upload_handlers = [self.upload_handler]
+        return super().initialize_request(request, *args, **kwargs)
+
+    @extend_schema(tags=["campaigns"], request={"multipart/form-data": s.CampaignFromCsvSerializer},
+                   responses={201: s.CampaignSerializer})
+    def post(self, request: Request) -> Response:
+        """Create a campaign whose recipients and per-recipient variables come from a CSV."""
+        upload = request.FILES.get(UPLOAD_FIELD)
+        if getattr(self, "upload_handler", None) and self.upload_handler.too_large:
+            raise InvalidInput("file: larger than IMPORT_MAX_BYTES", field="file")
+        if not isinstance(upload, StoredUpload):
+            raise InvalidInput("file: a CSV file is required (multipart field 'file')", field="file")
+        try:
+            data = parse(s.CampaignFromCsvSerializer, request.data)
+            data.pop("file")
+            campaign = services.campaign_create_from_csv(actor=actor(request), owner=request.user, stored=upload.stored, **data)
+        finally:
+            discard_stored(upload.stored)
         return Response(s.CampaignSerializer(campaign).data, status=status.HTTP_201_CREATED)
 
 
