@@ -50,3 +50,18 @@ def test_defaults_start_with_sqlite_and_the_orm_broker():
     assert result.stdout.split() == [
         "django.db.backends.sqlite3", "default", "False", "django.core.mail.backends.console.EmailBackend"
     ]
+
+
+def test_redis_url_switches_broker_and_cache_to_redis():
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
+    result = subprocess.run(
+        [sys.executable, "-c",
+         "import django; django.setup(); from django.conf import settings as s; "
+         "from django_q.brokers import get_broker; from django.core.cache import cache; "
+         "cache.set('inboxerr-settings-test', 1); "
+         "print(s.Q_CLUSTER.get('redis'), 'orm' in s.Q_CLUSTER, get_broker().ping(), cache.get('inboxerr-settings-test'))"],
+        cwd=ROOT, env={**env, "REDIS_URL": "redis://127.0.0.1:6379/14", "DJANGO_SETTINGS_MODULE": "inboxerr.settings"},
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["redis://127.0.0.1:6379/14", "False", "True", "1"]
