@@ -141,11 +141,13 @@ def _mark_in_flight(message: Claimed, token: str) -> bool:
 
 
 def _record(message: Claimed, token: str, *, status: str, error: str = "", provider_id: str = "",
-            next_attempt_at=None, segments: int = 0) -> bool:
+            next_attempt_at=None, segments: int = 0, refund_attempt: bool = False) -> bool:
     fields = {
         "status": status, "last_error": error[:1000], "lease_token": "", "leased_until": None,
         "next_attempt_at": next_attempt_at,
     }
+    if refund_attempt:  # handed back without being tried (channel paused): not an attempt
+        fields["attempts"] = F("attempts") - 1
     if status == MessageStatus.SENT:
         fields.update(sent_at=timezone.now(), provider_message_id=provider_id[:200], segments=segments)
     if status == MessageStatus.QUEUED:
@@ -187,12 +189,18 @@ def send_batch(batch: list[Claimed], token: str, renderer: Renderer) -> Counter:
                 except ChannelPaused as exc:
                     for waiting in messages[index:]:
                         _record(waiting, token, status=MessageStatus.QUEUED, error=str(exc),
-                                next_attempt_at=timezone.now() + timedelta(seconds=5))
+                                next_attempt_at=timezone.now() + timedelta(seconds=5), refund_attempt=True)
                     break
                 if not _mark_in_flight(message, token):
                     continue  # our lease expired and the message went back to the queue
                 try:
                     outgoing = renderer.render(message, subscribers.get(message.subscriber_id))
+                except Exception as exc:  # a template or data problem: retrying cannot fix it
+                    logger.exception("Rendering message %s failed", message.id)
+                    if _record(message, token, status=MessageStatus.FAILED, error=f"cannot render the message: {exc}"):
+                        outcomes[(message.campaign_id, MessageStatus.FAILED)] += 1
+                    continue
+                try:
                     provider_id = backend.send(outgoing)
                 except SendError as exc:
                     status, when = _outcome_of(exc, message, backend.idempotent)
@@ -258,9 +266,11 @@ def recount(campaign: Campaign) -> None:
     campaign.failed_count = counts.get(MessageStatus.FAILED, 0)
     campaign.skipped_count = counts.get(MessageStatus.SKIPPED, 0)
     campaign.unknown_count = counts.get(MessageStatus.UNKNOWN, 0)
+    campaign.cancelled_count = counts.get(MessageStatus.CANCELLED, 0)
     Campaign.objects.filter(pk=campaign.pk).update(
         total_count=campaign.total_count, sent_count=campaign.sent_count, failed_count=campaign.failed_count,
         skipped_count=campaign.skipped_count, unknown_count=campaign.unknown_count,
+        cancelled_count=campaign.cancelled_count,
     )
 
 

@@ -69,6 +69,7 @@ class Campaign(models.Model):
     failed_count = models.BigIntegerField(default=0)
     skipped_count = models.BigIntegerField(default=0)
     unknown_count = models.BigIntegerField(default=0)
+    cancelled_count = models.BigIntegerField(default=0)
     # Seed 004 job fields (job_type, personal_message, term, deadline) and similar extras.
     job_data = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -76,6 +77,8 @@ class Campaign(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        # Declared here (not in a data migration) so Django recreates it after every flush.
+        permissions = [("send_bulk_email", "Can send bulk email jobs")]
         indexes = [
             models.Index(fields=["owner", "kind", "-created_at"], name="campaign_owner_kind"),
             models.Index(fields=["status"], name="campaign_status"),
@@ -86,7 +89,8 @@ class Campaign(models.Model):
 
     @property
     def pending_count(self) -> int:
-        return max(0, self.total_count - self.sent_count - self.failed_count - self.skipped_count - self.unknown_count)
+        done = self.sent_count + self.failed_count + self.skipped_count + self.unknown_count + self.cancelled_count
+        return max(0, self.total_count - done)
 
 
 class MessageStatus(models.TextChoices):

@@ -5,6 +5,7 @@ import uuid
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 from django_q.tasks import async_task
 
@@ -243,8 +244,9 @@ def campaign_cancel(*, actor: Actor, campaign: Campaign) -> Campaign:
         allowed=(CampaignStatus.DRAFT, CampaignStatus.SCHEDULED, CampaignStatus.STARTING, CampaignStatus.RUNNING, CampaignStatus.PAUSED),
         to=CampaignStatus.CANCELLED, actor=actor, verb="cancel",
     )
-    Message.objects.filter(campaign=campaign, status=MessageStatus.QUEUED).update(status=MessageStatus.CANCELLED)
-    Campaign.objects.filter(pk=campaign.pk).update(finished_at=timezone.now())
+    cancelled = Message.objects.filter(campaign=campaign, status=MessageStatus.QUEUED).update(status=MessageStatus.CANCELLED)
+    Campaign.objects.filter(pk=campaign.pk).update(finished_at=timezone.now(), cancelled_count=F("cancelled_count") + cancelled)
+    campaign.refresh_from_db()
     return campaign
 
 

@@ -20,6 +20,7 @@ api_v1 = [
     path("", include("campaigns.api.urls")),
     path("sms/", include("campaigns.api.sms_urls")),
     path("bulk-email/", include("campaigns.api.bulk_email_urls")),
+    path("tasks/", include("inboxerr.tasks_api")),
     path("", include(router.urls)),
 ]
 

@@ -61,7 +61,8 @@ class CampaignSerializer(serializers.ModelSerializer):
     def get_counts(self, campaign: Campaign) -> dict:
         return {
             "total": campaign.total_count, "sent": campaign.sent_count, "failed": campaign.failed_count,
-            "skipped": campaign.skipped_count, "unknown": campaign.unknown_count, "pending": campaign.pending_count,
+            "skipped": campaign.skipped_count, "unknown": campaign.unknown_count, "cancelled": campaign.cancelled_count,
+            "pending": campaign.pending_count,
         }
 
     def get_send_rate(self, campaign: Campaign) -> float:

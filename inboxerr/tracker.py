@@ -1,0 +1,107 @@
+"""One tracker for every background job (`GET /api/v1/tasks/{id}`): the id an API handed back
+with its 202 (an import, a campaign start, a bulk email job) is looked up wherever it lives and
+described the same way: kind, status, progress, result, error, links."""
+
+import uuid
+from dataclasses import dataclass
+
+from campaigns import bulk_email
+from campaigns.models import Campaign, CampaignKind, CampaignStatus
+from imports.models import ImportJob
+from imports.selectors import jobs_for_user
+from imports.services import job_display_status
+from inboxerr.errors import NotFound
+
+
+class TaskKind:
+    IMPORT = "import"
+    CAMPAIGN = "campaign"
+    BULK_EMAIL = "bulk_email"
+
+
+# The model permission a caller needs to read each kind of task.
+TASK_PERMISSIONS = {
+    TaskKind.IMPORT: "imports.view_importjob",
+    TaskKind.CAMPAIGN: "campaigns.view_campaign",
+    TaskKind.BULK_EMAIL: "campaigns.view_campaign",
+}
+
+
+@dataclass(frozen=True)
+class Task:
+    kind: str
+    data: dict
+
+    @property
+    def permission(self) -> str:
+        return TASK_PERMISSIONS[self.kind]
+
+
+def task_get(*, user, task_id: object) -> Task:
+    """The caller's task with this id, whatever kind it is; NotFound for an unknown id or one
+    that belongs to someone else (the same answer, so ids cannot be probed)."""
+    try:
+        pk = uuid.UUID(str(task_id))
+    except ValueError:
+        raise NotFound(f"Task '{task_id}' not found") from None
+    job = jobs_for_user(user).filter(pk=pk).first()
+    if job is not None:
+        return Task(TaskKind.IMPORT, _import_task(job))
+    campaigns = Campaign.objects.all() if user.is_superuser else Campaign.objects.filter(owner=user)
+    campaign = campaigns.filter(pk=pk).first()
+    if campaign is not None:
+        if campaign.kind == CampaignKind.BULK_EMAIL:
+            return Task(TaskKind.BULK_EMAIL, _bulk_email_task(campaign))
+        return Task(TaskKind.CAMPAIGN, _campaign_task(campaign))
+    raise NotFound(f"Task '{task_id}' not found")
+
+
+def _entry(pk, kind: str, *, status: str, progress: float, result: dict, error: str | None, created_at,
+           updated_at, links: dict) -> dict:
+    return {
+        "id": str(pk), "kind": kind, "status": status, "progress": progress, "result": result,
+        "error": error or None, "created_at": created_at, "updated_at": updated_at,
+        "links": {"self": f"/api/v1/tasks/{pk}", **links},
+    }
+
+
+def _import_task(job: ImportJob) -> dict:
+    return _entry(
+        job.pk, TaskKind.IMPORT, status=job_display_status(job), progress=job.progress,
+        result={"total_rows": job.total_rows, "processed_rows": job.processed_rows, "created": job.created,
+                "updated": job.updated, "duplicates": job.duplicates, "invalid": job.invalid},
+        error=job.error_message, created_at=job.created_at, updated_at=job.updated_at,
+        links={"detail": f"/api/v1/imports/{job.pk}", "errors": f"/api/v1/imports/{job.pk}/errors"},
+    )
+
+
+def campaign_progress(campaign: Campaign) -> float:
+    """Share of the messages to send that have a final outcome (the campaign API's figure)."""
+    to_send = campaign.total_count - campaign.skipped_count
+    if to_send <= 0:
+        return 100.0 if campaign.status == CampaignStatus.COMPLETED else 0.0
+    done = campaign.sent_count + campaign.failed_count + campaign.unknown_count
+    return round(100.0 * done / to_send, 1)
+
+
+def _campaign_task(campaign: Campaign) -> dict:
+    return _entry(
+        campaign.pk, TaskKind.CAMPAIGN, status=campaign.status, progress=campaign_progress(campaign),
+        result={"total": campaign.total_count, "sent": campaign.sent_count, "failed": campaign.failed_count,
+                "skipped": campaign.skipped_count, "unknown": campaign.unknown_count,
+                "pending": campaign.pending_count},
+        error=campaign.status_reason, created_at=campaign.created_at, updated_at=campaign.updated_at,
+        links={"detail": f"/api/v1/campaigns/{campaign.pk}", "messages": f"/api/v1/campaigns/{campaign.pk}/messages"},
+    )
+
+
+def _bulk_email_task(job: Campaign) -> dict:
+    """In the job's own words (seed 004), as `job-status` reports it."""
+    status = bulk_email.job_status(job)
+    figures = bulk_email.job_figures(job)
+    return _entry(
+        job.pk, TaskKind.BULK_EMAIL, status=status, progress=float(figures.pop("progress_percentage")),
+        result={**figures, "skipped": job.skipped_count},
+        error=bulk_email.job_error_message(job, status), created_at=job.created_at, updated_at=job.updated_at,
+        links={"detail": f"/api/v1/bulk-email/job-status/{job.pk}", "cancel": f"/api/v1/bulk-email/jobs/{job.pk}/cancel"},
+    )
