@@ -4,7 +4,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.utils.html import format_html
+from django.utils.html import escape, format_html
 
 from campaigns import services
 from campaigns.api.serializers import CampaignSerializer
@@ -13,8 +13,34 @@ from inboxerr.admin_tools import EstimatedCountPaginator, OwnedAdmin, admin_acto
 from inboxerr.errors import ServiceError
 
 
+class MessageTemplateForm(forms.ModelForm):
+    class Meta:
+        model = MessageTemplate
+        fields = ("name", "channel", "subject", "body_text", "body_html", "is_active")
+
+    def clean(self) -> dict:
+        data = super().clean()
+        try:
+            services.check_template(channel=data.get("channel", ""), subject=data.get("subject", ""),
+                                    body_text=data.get("body_text", ""), body_html=data.get("body_html", ""))
+        except ServiceError as exc:
+            field = exc.field if exc.field in self.fields else None
+            raise forms.ValidationError({field: exc.message} if field else exc.message) from None
+        owner_id = self.instance.owner_id or getattr(self, "request_user_id", None)
+        clash = MessageTemplate.objects.filter(owner_id=owner_id, name=data.get("name")).exclude(pk=self.instance.pk)
+        if owner_id and clash.exists():
+            raise forms.ValidationError({"name": f"Template '{data.get('name')}' already exists"})
+        return data
+
+
 @admin.register(MessageTemplate)
 class MessageTemplateAdmin(OwnedAdmin):
+    form = MessageTemplateForm
+
+    def get_form(self, request: HttpRequest, obj=None, change: bool = False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        form.request_user_id = request.user.pk  # new templates belong to the user adding them
+        return form
     list_display = ("name", "channel", "owner", "is_active", "variables", "updated_at")
     list_filter = ("channel", "is_active")
     search_fields = ("name",)
@@ -31,17 +57,15 @@ class MessageTemplateAdmin(OwnedAdmin):
         sample = {name: f"<{name}>" for name in template.variables}
         compiled = compile_parts(subject=template.subject, body_text=template.body_text, body_html=template.body_html)
         subject, text, _ = compiled.render(recipient_context(name="Sample Person", email="sample@example.com", variables=sample))
-        return format_html("<strong>{}</strong><pre style='white-space:pre-wrap'>{}</pre>", subject, text)
+        # render() marks its output safe; here it is untrusted text to show, not HTML to run.
+        return format_html("<strong>{}</strong><pre style='white-space:pre-wrap'>{}</pre>", escape(subject), escape(text))
 
     def save_model(self, request: HttpRequest, obj: MessageTemplate, form: forms.ModelForm, change: bool) -> None:
         data = {name: form.cleaned_data.get(name) for name in services.TEMPLATE_FIELDS}
-        try:
-            if change:
-                saved = services.template_update(actor=admin_actor(request), template=obj, data=data)
-            else:
-                saved = services.template_create(actor=admin_actor(request), owner=request.user, **data)
-        except ServiceError as exc:
-            raise forms.ValidationError(exc.message) from None
+        if change:
+            saved = services.template_update(actor=admin_actor(request), template=obj, data=data)
+        else:
+            saved = services.template_create(actor=admin_actor(request), owner=request.user, **data)
         obj.pk = saved.pk
 
     def delete_model(self, request: HttpRequest, obj: MessageTemplate) -> None:
@@ -117,5 +141,18 @@ class RateLimitAdmin(admin.ModelAdmin):
     list_display = ("name", "rate", "burst", "enabled")
     list_editable = ("rate", "burst", "enabled")
 
+    # Shared by every owner: only superusers see or change it.
     def has_module_permission(self, request: HttpRequest) -> bool:
-        return request.user.is_superuser  # shared by every owner: an operator-wide setting
+        return request.user.is_superuser
+
+    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
+        return request.user.is_superuser
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_superuser
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return request.user.is_superuser

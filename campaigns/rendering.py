@@ -68,43 +68,45 @@ def template_variables(compiled: Compiled) -> dict[str, bool]:
     return dict(sorted(found.items()))
 
 
-def _note(expression: FilterExpression, found: dict[str, bool], bound: set[str]) -> None:
+def _note(expression: FilterExpression, found: dict[str, bool], bound: set[str], optional: frozenset = frozenset()) -> None:
     var = getattr(expression.var, "lookups", None)
     if not var:
         return
     name = var[0]
     if name in bound or name in ("forloop", "block"):
         return
-    required = not any(func.__name__ in ("default", "default_if_none") for func, _ in expression.filters)
+    required = name not in optional and not any(
+        func.__name__ in ("default", "default_if_none") for func, _ in expression.filters
+    )
     found[name] = found.get(name, False) or required
 
 
-def _walk(nodes, found: dict[str, bool], bound: set[str]) -> None:
+def _walk(nodes, found: dict[str, bool], bound: set[str], optional: frozenset = frozenset()) -> None:
+    """`optional`: names tested by an enclosing {% if %}, so used only where they exist."""
     for node in nodes:
         if isinstance(node, VariableNode):
-            _note(node.filter_expression, found, bound)
+            _note(node.filter_expression, found, bound, optional)
         elif isinstance(node, ForNode):
-            _note(node.sequence, found, bound)
-            _walk(node.nodelist_loop, found, bound | set(node.loopvars))
-            _walk(node.nodelist_empty, found, bound)
+            _note(node.sequence, found, bound, optional)
+            _walk(node.nodelist_loop, found, bound | set(node.loopvars), optional)
+            _walk(node.nodelist_empty, found, bound, optional)
             continue
         elif isinstance(node, WithNode):
             for value in node.extra_context.values():
-                _note(value, found, bound)
-            _walk(node.nodelist, found, bound | set(node.extra_context))
+                _note(value, found, bound, optional)
+            _walk(node.nodelist, found, bound | set(node.extra_context), optional)
             continue
         elif isinstance(node, IfNode):
             for condition, nodelist in node.conditions_nodelists:
-                # A name tested in {% if %} is optional by construction.
-                for name in _condition_names(condition):
-                    if name not in bound:
-                        found.setdefault(name, False)
-                _walk(nodelist, found, bound)
+                tested = [name for name in _condition_names(condition) if name not in bound]
+                for name in tested:
+                    found.setdefault(name, False)
+                _walk(nodelist, found, bound, optional | frozenset(tested))
             continue
         for attr in getattr(node, "child_nodelists", ()):
             child = getattr(node, attr, None)
             if child:
-                _walk(child, found, bound)
+                _walk(child, found, bound, optional)
 
 
 def _condition_names(condition) -> list[str]:

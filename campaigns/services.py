@@ -29,7 +29,7 @@ def _template_snapshot(template: MessageTemplate) -> dict:
     return {name: getattr(template, name) for name in TEMPLATE_FIELDS}
 
 
-def _check_template(*, channel: str, subject: str, body_text: str, body_html: str) -> dict[str, bool]:
+def check_template(*, channel: str, subject: str, body_text: str, body_html: str) -> dict[str, bool]:
     if channel not in Channel.values:
         raise InvalidInput(f"channel: must be one of {', '.join(Channel.values)}", field="channel")
     if not (body_text or "").strip() and not (body_html or "").strip():
@@ -49,7 +49,7 @@ def template_create(*, actor: Actor, owner, name: str, channel: str = Channel.EM
     name = (name or "").strip()
     if not name:
         raise InvalidInput("name: is required", field="name")
-    variables = _check_template(channel=channel, subject=subject, body_text=body_text, body_html=body_html)
+    variables = check_template(channel=channel, subject=subject, body_text=body_text, body_html=body_html)
     if MessageTemplate.objects.filter(owner=owner, name=name).exists():
         raise Conflict(f"Template '{name}' already exists", field="name")
     template = MessageTemplate.objects.create(
@@ -68,7 +68,7 @@ def template_update(*, actor: Actor, template: MessageTemplate, data: dict) -> M
     template = MessageTemplate.objects.select_for_update().get(pk=template.pk)
     before = _template_snapshot(template)
     merged = {**before, **{k: v for k, v in data.items() if k in TEMPLATE_FIELDS}}
-    variables = _check_template(
+    variables = check_template(
         channel=merged["channel"], subject=merged["subject"], body_text=merged["body_text"], body_html=merged["body_html"]
     )
     if merged["name"] != template.name and MessageTemplate.objects.filter(owner_id=template.owner_id, name=merged["name"]).exists():
@@ -287,7 +287,10 @@ def campaign_fan_out(*, campaign_id) -> Campaign:
     become `skipped` with the reason. Runs once: a repeat finds the campaign already running."""
     with transaction.atomic():
         campaign = Campaign.objects.select_for_update().get(pk=campaign_id)
-        if campaign.status != CampaignStatus.STARTING:
+        # Paused or resumed before this task ran: the messages are still owed (status kept).
+        pending_fan_out = campaign.started_at is None and campaign.status in (
+            CampaignStatus.STARTING, CampaignStatus.PAUSED, CampaignStatus.RUNNING)
+        if not pending_fan_out:
             return campaign
         list_ids = list(campaign.lists.values_list("pk", flat=True))
         if campaign.total_count:  # recipients were given explicitly: the messages exist already
@@ -297,15 +300,18 @@ def campaign_fan_out(*, campaign_id) -> Campaign:
         else:
             total, skipped = _fan_out_portable(campaign, list_ids)
         now = timezone.now()
+        if total <= skipped:
+            status = CampaignStatus.COMPLETED
+        else:
+            status = CampaignStatus.PAUSED if campaign.status == CampaignStatus.PAUSED else CampaignStatus.RUNNING
         Campaign.objects.filter(pk=campaign.pk).update(
-            status=CampaignStatus.RUNNING if total > skipped else CampaignStatus.COMPLETED,
-            total_count=total, skipped_count=skipped, started_at=now,
-            finished_at=None if total > skipped else now, updated_at=now,
+            status=status, total_count=total, skipped_count=skipped, started_at=now,
+            finished_at=now if status == CampaignStatus.COMPLETED else None, updated_at=now,
         )
         audit_record(
             actor=Actor.system(), action="update", entity_type="campaign", entity_id=campaign.pk, owner_id=campaign.owner_id,
             user_action=f"Campaign '{campaign.name}' queued {total - skipped:,} messages ({skipped:,} skipped)",
-            after={"status": CampaignStatus.RUNNING, "total": total, "skipped": skipped},
+            after={"status": status, "total": total, "skipped": skipped},
         )
         transaction.on_commit(kick_dispatchers)
     campaign.refresh_from_db()
@@ -323,30 +329,41 @@ def _audience_where(campaign: Campaign, list_ids: list[int]) -> tuple[str, list]
     return " OR ".join(clauses), params
 
 
-def _fan_out_postgres(campaign: Campaign, list_ids: list[int]) -> tuple[int, int]:
+def _fan_out_select(campaign: Campaign, list_ids: list[int]) -> tuple[str, list]:
+    """One row per recipient to message: deduplicated by address, with its status and skip reason."""
     address = "email" if campaign.channel == Channel.EMAIL else "phone"
     where, params = _audience_where(campaign, list_ids)
+    sql = f"""
+        SELECT gen_random_uuid() AS uid, %s::uuid AS campaign_id, s.id AS subscriber_id, %s AS channel, s.addr AS recipient,
+               '{{}}'::jsonb AS variables, CASE WHEN {_SKIP_SQL} = '' THEN 'queued' ELSE 'skipped' END AS status,
+               {_SKIP_SQL} AS skip_reason
+        FROM (
+            SELECT DISTINCT ON (CASE WHEN addr = '' THEN 'id:' || id ELSE addr END) id, addr, status
+            FROM (SELECT id, {address} AS addr, status FROM {Subscriber._meta.db_table} WHERE {where}) AS a
+            ORDER BY CASE WHEN addr = '' THEN 'id:' || id ELSE addr END, id
+        ) AS s
+        LEFT JOIN {Suppression._meta.db_table} sp ON sp.owner_id = %s AND sp.channel = %s AND sp.address = s.addr
+        ORDER BY s.id
+    """
+    return sql, [campaign.pk, campaign.channel, *params, campaign.owner_id, campaign.channel]
+
+
+def _fan_out_postgres(campaign: Campaign, list_ids: list[int]) -> tuple[int, int]:
+    select, params = _fan_out_select(campaign, list_ids)
     sql = f"""
         WITH inserted AS (
             INSERT INTO {Message._meta.db_table}
                 (uid, campaign_id, subscriber_id, channel, recipient, variables, status, skip_reason, attempts,
                  last_error, provider_message_id, lease_token, sequence, segments, created_at)
-            SELECT gen_random_uuid(), %s, s.id, %s, s.addr, '{{}}'::jsonb,
-                   CASE WHEN {_SKIP_SQL} = '' THEN 'queued' ELSE 'skipped' END, {_SKIP_SQL}, 0, '', '', '', 0, 0, now()
-            FROM (
-                SELECT DISTINCT ON (CASE WHEN addr = '' THEN 'id:' || id ELSE addr END) id, addr, status
-                FROM (SELECT id, {address} AS addr, status FROM {Subscriber._meta.db_table} WHERE {where}) AS a
-                ORDER BY CASE WHEN addr = '' THEN 'id:' || id ELSE addr END, id
-            ) AS s
-            LEFT JOIN {Suppression._meta.db_table} sp
-                ON sp.owner_id = %s AND sp.channel = %s AND sp.address = s.addr
-            ORDER BY s.id
+            SELECT uid, campaign_id, subscriber_id, channel, recipient, variables, status, skip_reason,
+                   0, '', '', '', 0, 0, now()
+            FROM ({select}) AS f
             RETURNING status
         )
         SELECT count(*), count(*) FILTER (WHERE status = 'skipped') FROM inserted
     """
     with connection.cursor() as cursor:
-        cursor.execute(sql, [campaign.pk, campaign.channel, *params, campaign.owner_id, campaign.channel])
+        cursor.execute(sql, params)
         total, skipped = cursor.fetchone()
     return total, skipped
 
@@ -502,12 +519,42 @@ def campaign_dry_run(*, campaign: Campaign, sample_size: int = 1000) -> dict:
         "without_address": audience.filter(**{address: ""}).count(),
         "suppressed": suppressed,
         "unsubscribed_bounced_or_inactive": opted_out,
-        "would_queue_at_most": max(0, unique - suppressed),
+        "would_queue": _would_queue(campaign, unique, suppressed, opted_out),
         "required_merge_fields": required,
         "missing_merge_fields_in_sample": missing,
         "sample_size": min(sample_size, total),
     }
+    if campaign.channel == Channel.SMS:
+        result.update(_sms_cost(campaign, audience))
     return result
+
+
+def _would_queue(campaign: Campaign, unique: int, suppressed: int, opted_out: int) -> int:
+    """Exactly what a start would queue on PostgreSQL (the fan-out's own SELECT, counted);
+    elsewhere an upper bound."""
+    if connection.vendor != "postgresql":
+        return max(0, unique - suppressed - opted_out)
+    list_ids = list(campaign.lists.values_list("pk", flat=True))
+    select, params = _fan_out_select(campaign, list_ids)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FILTER (WHERE status = 'queued') FROM ({select}) AS q", params)
+        return cursor.fetchone()[0]
+
+
+def _sms_cost(campaign: Campaign, audience, sample: int = 200) -> dict:
+    """Encoding and segments of the rendered text over a sample of recipients."""
+    from campaigns.segments import sms_segments
+
+    compiled = _compiled(campaign)
+    counts = []
+    for subscriber in audience.order_by("id")[:sample] or [None]:
+        _, text, _ = compiled.render(_sample_context(campaign, subscriber))
+        counts.append(sms_segments(text))
+    return {
+        "sms_encoding": "UCS-2" if any(c.encoding == "UCS-2" for c in counts) else "GSM-7",
+        "sms_segments_max": max(c.segments for c in counts),
+        "sms_segments_average": round(sum(c.segments for c in counts) / len(counts), 2),
+    }
 
 
 @transaction.atomic

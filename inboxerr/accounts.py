@@ -24,7 +24,11 @@ def roles_ensure() -> Group:
     """Create (or refresh) the Operators group: every permission on Inboxerr's own models, so a
     staff user added to it can run the product but not administer users."""
     group, _ = Group.objects.get_or_create(name=OPERATORS_GROUP)
-    group.permissions.set(Permission.objects.filter(content_type__app_label__in=OPERATOR_APPS))
+    group.permissions.set(
+        Permission.objects.filter(content_type__app_label__in=OPERATOR_APPS).exclude(
+            content_type__app_label="campaigns", content_type__model="ratelimit"  # shared by every owner
+        )
+    )
     return group
 
 

@@ -50,12 +50,23 @@ class EmailBackend(ChannelBackend):
             raise SendError(f"{exc.smtp_code} {text}", permanent=500 <= exc.smtp_code < 600) from None
         except (socket.timeout, TimeoutError) as exc:
             # The server may have queued it before the reply was lost.
+            self._reconnect()
             raise SendError(f"timed out waiting for the mail server: {exc}", unknown=True) from None
+        except smtplib.SMTPServerDisconnected as exc:
+            # smtplib reports a read timeout as a disconnect: the message may have been taken.
+            self._reconnect()
+            raise SendError(f"mail server connection lost: {exc}", unknown="timed out" in str(exc)) from None
         except (OSError, smtplib.SMTPException) as exc:
-            self.close()  # the next send reconnects
-            self.open()
+            self._reconnect()
             raise SendError(f"mail server connection failed: {exc}") from None
         return message_id
+
+    def _reconnect(self) -> None:
+        self.close()
+        try:
+            self.open()
+        except SendError:
+            pass  # the next send reports it
 
 
 def _permanent(recipients: dict) -> bool:
