@@ -368,6 +368,34 @@ def _fan_out_postgres(campaign: Campaign, list_ids: list[int]) -> tuple[int, int
     return total, skipped
 
 
+class MessageWriter:
+    """Buffers a campaign's messages and writes them 5,000 at a time, counting what it wrote."""
+
+    BATCH = 5000
+
+    def __init__(self, campaign: Campaign):
+        self.campaign = campaign
+        self.batch: list[Message] = []
+        self.total = self.skipped = 0
+
+    def add(self, *, recipient: str, skip_reason: str = "", subscriber_id: int | None = None,
+            variables: dict | None = None) -> None:
+        self.batch.append(Message(
+            campaign=self.campaign, subscriber_id=subscriber_id, channel=self.campaign.channel, recipient=recipient,
+            variables=variables or {}, status=MessageStatus.SKIPPED if skip_reason else MessageStatus.QUEUED,
+            skip_reason=skip_reason,
+        ))
+        self.total += 1
+        self.skipped += bool(skip_reason)
+        if len(self.batch) >= self.BATCH:
+            self.flush()
+
+    def flush(self) -> tuple[int, int]:
+        Message.objects.bulk_create(self.batch)
+        self.batch = []
+        return self.total, self.skipped
+
+
 def _fan_out_portable(campaign: Campaign, list_ids: list[int]) -> tuple[int, int]:
     """The embedded default (SQLite): the same rules in batches through the ORM."""
     address = "email" if campaign.channel == Channel.EMAIL else "phone"
@@ -380,8 +408,7 @@ def _fan_out_portable(campaign: Campaign, list_ids: list[int]) -> tuple[int, int
         Suppression.objects.filter(owner_id=campaign.owner_id, channel=campaign.channel).values_list("address", flat=True)
     )
     seen: set[str] = set()
-    batch: list[Message] = []
-    total = skipped = 0
+    writer = MessageWriter(campaign)
     for sub_id, addr, status in qs.order_by("id").values_list("id", address, "status").iterator(chunk_size=5000):
         if addr and addr in seen:
             continue
@@ -390,15 +417,8 @@ def _fan_out_portable(campaign: Campaign, list_ids: list[int]) -> tuple[int, int
             "no_address" if not addr else "suppressed" if addr in suppressed
             else status if status in SUPPRESSING_STATUSES or status == SubscriberStatus.INACTIVE else ""
         )
-        batch.append(Message(campaign=campaign, subscriber_id=sub_id, channel=campaign.channel, recipient=addr,
-                             status=MessageStatus.SKIPPED if reason else MessageStatus.QUEUED, skip_reason=reason))
-        total += 1
-        skipped += bool(reason)
-        if len(batch) >= 5000:
-            Message.objects.bulk_create(batch)
-            batch = []
-    Message.objects.bulk_create(batch)
-    return total, skipped
+        writer.add(recipient=addr, skip_reason=reason, subscriber_id=sub_id)
+    return writer.flush()
 
 
 # --- Operator actions: retry failed, test send, preview, dry run ---------------------------------
@@ -609,8 +629,8 @@ def campaign_create_from_csv(*, actor: Actor, owner, stored, name: str, channel:
             message_content=message_content, subject=subject, scheduled_at=scheduled_at, explicit_recipients=True,
         )
         seen: set[str] = set()
-        batch: list[Message] = []
-        total = skipped = invalid = 0
+        writer = MessageWriter(campaign)
+        invalid = 0
         for _, cells, _ in iter_records(stored.path, fmt, start=fmt.header_end, first_record=2):
             cells = list(cells) + [""] * (len(columns) - len(cells))
             try:
@@ -622,15 +642,8 @@ def campaign_create_from_csv(*, actor: Actor, owner, stored, name: str, channel:
                 continue
             seen.add(address)
             variables = {c: v.strip() for c, v in zip(columns, cells) if c != key and v.strip()}
-            reason = "suppressed" if address in suppressed else ""
-            batch.append(Message(campaign=campaign, channel=channel, recipient=address, variables=variables,
-                                 status=MessageStatus.SKIPPED if reason else MessageStatus.QUEUED, skip_reason=reason))
-            total += 1
-            skipped += bool(reason)
-            if len(batch) >= 5000:
-                Message.objects.bulk_create(batch)
-                batch = []
-        Message.objects.bulk_create(batch)
+            writer.add(recipient=address, skip_reason="suppressed" if address in suppressed else "", variables=variables)
+        total, skipped = writer.flush()
         if not total:
             raise InvalidInput("file: no valid recipient in the file", field="file", extra={"invalid_rows": invalid})
         Campaign.objects.filter(pk=campaign.pk).update(total_count=total, skipped_count=skipped,

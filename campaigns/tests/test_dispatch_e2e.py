@@ -1,66 +1,33 @@
 """The dispatcher in real worker processes against a real SMTP server on loopback."""
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections import Counter
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from campaigns import dispatch, services
 from campaigns.models import Campaign, CampaignStatus, Message, MessageStatus
 from inboxerr.actors import Actor
+from inboxerr.tests.processes import kill_group, start_qcluster, wait_for
 from subscribers.models import Subscriber, SubscriberList
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-
-def _database_url() -> str:
-    s = connection.settings_dict
-    return f"postgres://{s['USER']}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
 @pytest.fixture
 def start_cluster(smtp_server):
-    procs: list[subprocess.Popen] = []
+    procs = []
 
-    def start(workers: int = 2, **env_overrides: str) -> subprocess.Popen:
-        env = {**os.environ, "DATABASE_URL": _database_url(), "Q_WORKERS": str(workers), "PYTHONUNBUFFERED": "1",
-               "EMAIL_URL": f"smtp://127.0.0.1:{smtp_server.port}", "DISPATCH_WORKERS": str(workers), **env_overrides}
-        env.pop("REDIS_URL", None)
-        proc = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    def start(workers: int = 2, **env: str):
+        proc = start_qcluster(Q_WORKERS=str(workers), DISPATCH_WORKERS=str(workers),
+                              EMAIL_URL=f"smtp://127.0.0.1:{smtp_server.port}", **env)
         procs.append(proc)
         return proc
 
     yield start
     for proc in procs:
-        _kill(proc)
-
-
-def _kill(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
-    proc.wait(timeout=30)
-
-
-def _wait_for(predicate, timeout: float = 120, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
+        kill_group(proc)
 
 
 def _campaign_for(owner, count: int) -> Campaign:
@@ -79,7 +46,7 @@ def _campaign_for(owner, count: int) -> Campaign:
 def test_ten_thousand_messages_two_workers_each_delivered_exactly_once(owner, smtp_server, start_cluster):
     campaign = _campaign_for(owner, 10_000)
     start_cluster(workers=2)
-    _wait_for(lambda: Campaign.objects.filter(pk=campaign.pk, status=CampaignStatus.COMPLETED).exists(),
+    wait_for(lambda: Campaign.objects.filter(pk=campaign.pk, status=CampaignStatus.COMPLETED).exists(),
               timeout=240, what="the campaign to complete")
     campaign.refresh_from_db()
     assert (campaign.total_count, campaign.sent_count, campaign.failed_count) == (10_000, 10_000, 0)
@@ -93,9 +60,9 @@ def test_ten_thousand_messages_two_workers_each_delivered_exactly_once(owner, sm
 def test_worker_killed_mid_dispatch_loses_nothing_and_sends_nothing_twice(owner, smtp_server, start_cluster, settings):
     campaign = _campaign_for(owner, 3_000)
     cluster = start_cluster(workers=1)
-    _wait_for(lambda: Message.objects.filter(campaign=campaign, status=MessageStatus.SENT).count() >= 300,
+    wait_for(lambda: Message.objects.filter(campaign=campaign, status=MessageStatus.SENT).count() >= 300,
               what="some messages to be sent")
-    _kill(cluster)
+    kill_group(cluster)
     before = Counter(Message.objects.filter(campaign=campaign).values_list("status", flat=True))
     assert before[MessageStatus.SENDING] > 0  # the killed worker held a leased batch
 
@@ -106,7 +73,7 @@ def test_worker_killed_mid_dispatch_loses_nothing_and_sends_nothing_twice(owner,
     assert swept.get(MessageStatus.UNKNOWN, 0) <= 1
     services.kick_dispatchers(1)
     start_cluster(workers=1)
-    _wait_for(lambda: Campaign.objects.filter(pk=campaign.pk, status=CampaignStatus.COMPLETED).exists(),
+    wait_for(lambda: Campaign.objects.filter(pk=campaign.pk, status=CampaignStatus.COMPLETED).exists(),
               timeout=180, what="the campaign to complete")
     campaign.refresh_from_db()
     assert campaign.sent_count + campaign.unknown_count == 3_000

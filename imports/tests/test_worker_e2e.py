@@ -2,68 +2,33 @@
 by `manage.py qcluster`; a worker killed with SIGKILL mid-import is recovered from its
 checkpoint with exact final counts."""
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from imports import services
 from imports.models import ImportJob, ImportStatus
 from imports.tests.helpers import import_file
+from inboxerr.tests.processes import kill_group, start_qcluster, wait_for
 from subscribers.models import Subscriber, SubscriberList
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-
-def _database_url() -> str:
-    s = connection.settings_dict
-    return f"postgres://{s['USER']}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
 @pytest.fixture
 def start_worker(import_dir):
-    procs: list[subprocess.Popen] = []
+    procs = []
 
-    def start(**env_overrides: str) -> subprocess.Popen:
-        env = {**os.environ, "DATABASE_URL": _database_url(), "IMPORT_DIR": str(import_dir), "Q_WORKERS": "1",
-               "PYTHONUNBUFFERED": "1", **env_overrides}
-        env.pop("REDIS_URL", None)
-        proc = subprocess.Popen(
-            [sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        )
+    def start(**env: str):
+        proc = start_qcluster(IMPORT_DIR=str(import_dir), Q_WORKERS="1", **env)
         procs.append(proc)
         return proc
 
     yield start
     for proc in procs:
-        _kill_group(proc, signal.SIGKILL)
-
-
-def _kill_group(proc: subprocess.Popen, sig: int) -> None:
-    try:
-        os.killpg(proc.pid, sig)
-    except ProcessLookupError:
-        return
-    proc.wait(timeout=30)
-
-
-def _wait_for(predicate, timeout: float = 90, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+        kill_group(proc)
 
 
 def _write_csv(path: Path, unique: int) -> tuple[int, int, int]:
@@ -86,7 +51,7 @@ def test_worker_process_runs_a_queued_import(owner, tmp_path, start_worker):
     unique, duplicates, invalid = _write_csv(tmp_path / "small.csv", 2000)
     job = import_file(owner, tmp_path / "small.csv")
     start_worker()
-    job = _wait_for(
+    job = wait_for(
         lambda: ImportJob.objects.filter(pk=job.pk, status__in=[ImportStatus.PARTIALLY_COMPLETED, ImportStatus.COMPLETED, ImportStatus.FAILED]).first(),
         what="the import to finish",
     )
@@ -102,8 +67,8 @@ def test_worker_killed_mid_import_resumes_from_its_checkpoint_with_exact_counts(
     worker = start_worker(IMPORT_CHUNK_ROWS="1000")
 
     # Let a few chunks commit, then kill the whole worker (cluster and its children) at once.
-    _wait_for(lambda: ImportJob.objects.get(pk=job.pk).processed_rows >= 5000, what="some chunks to commit")
-    _kill_group(worker, signal.SIGKILL)
+    wait_for(lambda: ImportJob.objects.get(pk=job.pk).processed_rows >= 5000, what="some chunks to commit")
+    kill_group(worker)
     killed = ImportJob.objects.get(pk=job.pk)
     assert killed.status == ImportStatus.PROCESSING
     assert 0 < killed.processed_rows < unique + duplicates + invalid
@@ -115,7 +80,7 @@ def test_worker_killed_mid_import_resumes_from_its_checkpoint_with_exact_counts(
     ImportJob.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
     assert services.imports_recover_stuck() == [str(job.pk)]
     start_worker(IMPORT_CHUNK_ROWS="1000")
-    done = _wait_for(
+    done = wait_for(
         lambda: ImportJob.objects.filter(pk=job.pk).exclude(status__in=[ImportStatus.PENDING, ImportStatus.PROCESSING]).first(),
         timeout=120, what="the resumed import to finish",
     )

@@ -44,6 +44,7 @@ def sqlite_env(tmp_path) -> dict:
         INBOXERR_ADMIN_USER="smokeadmin",
         INBOXERR_ADMIN_PASSWORD="smoke-password-123",
         DEBUG="false",
+        EMAIL_URL="dummymail://",
         PYTHONUNBUFFERED="1",
     )
     return env
@@ -100,6 +101,23 @@ def test_embedded_default_runs_web_and_worker_on_sqlite(sqlite_env):
         assert lists == [{"name": "Smoke", "count": 1}]
         with urllib.request.urlopen(f"{base}/admin/login/", timeout=10) as response:
             assert response.status == 200
+
+        # A campaign end to end on SQLite: fan-out, the worker's dispatcher, completion.
+        status, campaign = _call(f"{base}/api/v1/campaigns", token=token, body={
+            "name": "Smoke", "channel": "email", "subject": "Hi {{ name|default:'there' }}",
+            "message_content": "Hello", "list_names": ["Smoke"],
+        })
+        assert status == 201, campaign
+        status, started = _call(f"{base}/api/v1/campaigns/{campaign['id']}/start", token=token, body={})
+        assert status == 202, started
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            status, campaign = _call(f"{base}/api/v1/campaigns/{campaign['id']}", token=token)
+            if campaign["status"] == "completed":
+                break
+            time.sleep(0.5)
+        assert campaign["status"] == "completed", campaign
+        assert campaign["counts"]["sent"] == 1
     finally:
         for proc in procs:
             proc.terminate()
