@@ -6,7 +6,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import escape, format_html
 
-from campaigns import services
+from campaigns import ratelimit, services
 from campaigns.api.serializers import CampaignSerializer
 from campaigns.models import Campaign, Message, MessageTemplate, RateLimit
 from inboxerr.admin_tools import EstimatedCountPaginator, OwnedAdmin, admin_actor
@@ -140,6 +140,10 @@ class RateLimitAdmin(admin.ModelAdmin):
 
     list_display = ("name", "rate", "burst", "enabled")
     list_editable = ("rate", "burst", "enabled")
+
+    def save_model(self, request: HttpRequest, obj: RateLimit, form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        ratelimit.clear_config_cache()  # this process at once; workers within CONFIG_SECONDS
 
     # Shared by every owner: only superusers see or change it.
     def has_module_permission(self, request: HttpRequest) -> bool:

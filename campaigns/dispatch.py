@@ -28,7 +28,7 @@ from audit.services import audit_record
 from campaigns.channels.base import OutgoingMessage, SendError
 from campaigns.channels.registry import backend_for
 from campaigns.models import Campaign, CampaignStatus, Message, MessageStatus
-from campaigns.ratelimit import ChannelPaused, acquire
+from campaigns.ratelimit import ChannelPaused, acquire, tokens_per_call
 from campaigns.rendering import Compiled, compile_parts, recipient_context
 from campaigns.unsubscribe import unsubscribe_headers, unsubscribe_url
 from inboxerr.actors import Actor
@@ -36,6 +36,8 @@ from inboxerr.errors import Conflict
 from subscribers.models import Subscriber
 
 logger = logging.getLogger("inboxerr.dispatch")
+# An outcome that is not a failure: the provider asked us to slow down (429 + Retry-After).
+THROTTLED = "throttled"
 TABLE = Message._meta.db_table
 
 
@@ -57,7 +59,7 @@ def backoff_seconds(attempt: int, retry_after: float | None = None) -> float:
     base, cap = settings.DISPATCH_BACKOFF_BASE_SECONDS, settings.DISPATCH_BACKOFF_MAX_SECONDS
     delay = min(cap, base * (2 ** max(0, attempt - 1)))
     delay = delay / 2 + random.uniform(0, delay / 2)
-    return max(delay, retry_after or 0.0)
+    return max(delay, min(retry_after or 0.0, settings.DISPATCH_RETRY_AFTER_MAX_SECONDS))
 
 
 def running_campaigns() -> list:
@@ -142,10 +144,9 @@ def _mark_in_flight(message: Claimed, token: str) -> bool:
 
 def _record(message: Claimed, token: str, *, status: str, error: str = "", provider_id: str = "",
             next_attempt_at=None, segments: int = 0, refund_attempt: bool = False) -> bool:
-    fields = {
-        "status": status, "last_error": error[:1000], "lease_token": "", "leased_until": None,
-        "next_attempt_at": next_attempt_at,
-    }
+    fields = {"status": status, "lease_token": "", "leased_until": None, "next_attempt_at": next_attempt_at}
+    if status != MessageStatus.SENT:
+        fields["last_error"] = error[:1000]  # a sent message keeps the error of its last failed try
     if refund_attempt:  # handed back without being tried (channel paused): not an attempt
         fields["attempts"] = F("attempts") - 1
     if status == MessageStatus.SENT:
@@ -161,7 +162,7 @@ def _outcome_of(error: SendError, message: Claimed, idempotent: bool) -> tuple[s
     if error.unknown and not idempotent:
         return MessageStatus.UNKNOWN, None
     if message.attempts >= settings.DISPATCH_MAX_ATTEMPTS:
-        return MessageStatus.FAILED, None
+        return (MessageStatus.UNKNOWN if error.unknown else MessageStatus.FAILED), None
     return MessageStatus.QUEUED, timezone.now() + timedelta(seconds=backoff_seconds(message.attempts, error.retry_after))
 
 
@@ -173,19 +174,28 @@ def send_batch(batch: list[Claimed], token: str, renderer: Renderer) -> Counter:
     for message in batch:
         by_channel.setdefault(message.channel, []).append(message)
     for channel, messages in by_channel.items():
-        backend = backend_for(channel)
+        backend = None
         try:
+            backend = backend_for(channel)
             backend.open()
-        except SendError as exc:
+        except Exception as exc:  # noqa: BLE001 - misconfiguration or a provider that is down
+            if not isinstance(exc, SendError):
+                logger.exception("Cannot open the %s channel", channel)
+                exc = SendError(f"cannot open the {channel} channel: {exc}")
+            idempotent = getattr(backend, "idempotent", False)
             for message in messages:
-                status, when = _outcome_of(exc, message, backend.idempotent)
+                status, when = _outcome_of(exc, message, idempotent)
                 if _record(message, token, status=status, error=exc.message, next_attempt_at=when):
                     outcomes[(message.campaign_id, status)] += 1
             continue
         try:
+            allowance = 0
             for index, message in enumerate(messages):
                 try:
-                    acquire(channel)
+                    if allowance == 0:
+                        allowance = min(tokens_per_call(channel), len(messages) - index)
+                        acquire(channel, allowance)
+                    allowance -= 1
                 except ChannelPaused as exc:
                     for waiting in messages[index:]:
                         _record(waiting, token, status=MessageStatus.QUEUED, error=str(exc),
@@ -202,10 +212,14 @@ def send_batch(batch: list[Claimed], token: str, renderer: Renderer) -> Counter:
                     continue
                 try:
                     provider_id = backend.send(outgoing)
-                except SendError as exc:
+                except Exception as exc:  # noqa: BLE001 - a backend bug must not take the batch down
+                    if not isinstance(exc, SendError):
+                        logger.exception("Channel backend %s raised", backend.__class__.__name__)
+                        exc = SendError(f"unexpected error in the {channel} backend: {exc}")
                     status, when = _outcome_of(exc, message, backend.idempotent)
                     if _record(message, token, status=status, error=exc.message, next_attempt_at=when):
-                        outcomes[(message.campaign_id, status)] += 1
+                        throttled = status == MessageStatus.QUEUED and exc.retry_after is not None
+                        outcomes[(message.campaign_id, THROTTLED if throttled else status)] += 1
                     continue
                 segments = getattr(outgoing, "segments", 0)
                 if _record(message, token, status=MessageStatus.SENT, provider_id=provider_id or "", segments=segments):
@@ -324,6 +338,8 @@ class FailureWatch:
     def observe(self, outcomes: Counter) -> None:
         size, limit = settings.DISPATCH_PAUSE_WINDOW, settings.DISPATCH_PAUSE_FAILURE_RATE
         for (campaign_id, status), count in outcomes.items():
+            if status == THROTTLED:
+                continue
             window = self.windows.setdefault(campaign_id, deque(maxlen=size))
             window.extend([status != MessageStatus.SENT] * count)
         for campaign_id, window in self.windows.items():

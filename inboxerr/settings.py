@@ -236,6 +236,8 @@ IMPORT_MAX_AUTO_RETRIES = _env("IMPORT_MAX_AUTO_RETRIES", env.int, 3)
 DISPATCH_MAX_ATTEMPTS = _env_positive_int("DISPATCH_MAX_ATTEMPTS", 3)
 DISPATCH_BACKOFF_BASE_SECONDS = _env("DISPATCH_BACKOFF_BASE_SECONDS", env.float, 5.0)
 DISPATCH_BACKOFF_MAX_SECONDS = _env("DISPATCH_BACKOFF_MAX_SECONDS", env.float, 60.0)
+# The longest a provider's Retry-After may park a message.
+DISPATCH_RETRY_AFTER_MAX_SECONDS = _env("DISPATCH_RETRY_AFTER_MAX_SECONDS", env.float, 3600.0)
 # Messages a worker claims at once, and how long one dispatcher task runs before handing over.
 DISPATCH_BATCH_SIZE = _env_positive_int("DISPATCH_BATCH_SIZE", 100)
 DISPATCH_RUN_SECONDS = _env_positive_int("DISPATCH_RUN_SECONDS", 55)
@@ -258,6 +260,29 @@ EMAIL_CHANNEL_BACKEND = env.str("EMAIL_CHANNEL_BACKEND", default="campaigns.chan
 EMAIL_MESSAGE_ID_DOMAIN = env.str("EMAIL_MESSAGE_ID_DOMAIN", default="inboxerr.local")
 # Dotted path of the SMS backend class.
 SMS_BACKEND = env.str("SMS_BACKEND", default="campaigns.channels.sms.ConsoleBackend")
+# campaigns.channels.sms.HttpGatewayBackend: a generic JSON gateway. POST SMS_GATEWAY_URL with
+# {to, body, id}, `Authorization: Bearer SMS_GATEWAY_TOKEN` (omitted when empty), Idempotency-Key.
+SMS_GATEWAY_URL = env.str("SMS_GATEWAY_URL", default="")
+SMS_GATEWAY_TOKEN = env.str("SMS_GATEWAY_TOKEN", default="")
+# campaigns.channels.sms.TwilioBackend: Twilio's Messages API, or a service that speaks it at
+# TWILIO_API_BASE (tests point it at a loopback server). TWILIO_FROM_NUMBER is the sender (E.164).
+TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
+TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
+TWILIO_API_BASE = env.str("TWILIO_API_BASE", default="https://api.twilio.com").rstrip("/")
+TWILIO_FROM_NUMBER = env.str("TWILIO_FROM_NUMBER", default="")
+_SMS_BACKEND_NEEDS = {
+    "campaigns.channels.sms.HttpGatewayBackend": ("SMS_GATEWAY_URL",),
+    "campaigns.channels.sms.TwilioBackend": ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_FROM_NUMBER"),
+}
+for _name in _SMS_BACKEND_NEEDS.get(SMS_BACKEND, ()):
+    if not globals()[_name]:
+        raise ImproperlyConfigured(f"SMS_BACKEND={SMS_BACKEND} needs the environment variable {_name}")
+for _name in ("SMS_GATEWAY_URL", "TWILIO_API_BASE"):
+    if globals()[_name] and not globals()[_name].startswith(("http://", "https://")):
+        raise ImproperlyConfigured(f"Invalid value for environment variable {_name}: must be an http(s) URL")
+# Shared secret of POST /api/v1/sms/inbound: the caller signs the raw body with HMAC-SHA256 and
+# sends `X-Inboxerr-Signature: sha256=<hex>`. Unset: the route refuses every request.
+SMS_INBOUND_SECRET = env.str("SMS_INBOUND_SECRET", default="")
 EMAIL_TIMEOUT = DISPATCH_SEND_TIMEOUT_SECONDS
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="inboxerr@localhost")
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")

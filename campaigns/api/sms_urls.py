@@ -1,3 +1,9 @@
-"""Routes filled in by the sms_urls work."""
+"""Routes under /api/v1/sms/."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from campaigns.api.sms_inbound import SmsInboundView
+
+urlpatterns = [
+    path("inbound", SmsInboundView.as_view(), name="sms-inbound"),
+]

@@ -31,6 +31,7 @@ class OutgoingMessage:
     subject: str = ""
     body_html: str = ""
     headers: dict[str, str] = field(default_factory=dict)
+    segments: int = 0  # SMS backends set it when they send: the segment count stored per message
 
 
 class ChannelBackend:

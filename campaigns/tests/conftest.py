@@ -4,6 +4,7 @@ import threading
 import pytest
 from aiosmtpd.controller import Controller
 
+from campaigns import ratelimit
 from campaigns.channels import sms
 
 
@@ -20,6 +21,14 @@ class Inbox:
         with self.lock:
             self.messages.append((envelope.rcpt_tos, message_from_bytes(envelope.content, policy=policy.default)))
         return "250 OK"
+
+
+@pytest.fixture(autouse=True)
+def fresh_rate_limit_config():
+    # Workers cache a bucket's settings for two seconds; each test starts from the database.
+    ratelimit.clear_config_cache()
+    yield
+    ratelimit.clear_config_cache()
 
 
 def free_port() -> int:
