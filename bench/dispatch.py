@@ -210,9 +210,13 @@ def main() -> None:
     os.environ.update(worker_env())
     os.environ["DJANGO_SETTINGS_MODULE"] = "inboxerr.settings"
     subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=worker_env(), check=True)
+    import logging
+
     import django
 
     django.setup()
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every SMTP line at INFO
+    logging.getLogger("django-q").setLevel(logging.WARNING)
     from django.contrib.auth import get_user_model
 
     from campaigns import services

@@ -246,6 +246,8 @@ DISPATCH_WORKERS = _env_positive_int("DISPATCH_WORKERS", 2)
 # One send may take this long; a message's lease is always longer (timeout + margin).
 DISPATCH_SEND_TIMEOUT_SECONDS = _env_positive_int("DISPATCH_SEND_TIMEOUT_SECONDS", 15)
 DISPATCH_LEASE_SECONDS = _env_positive_int("DISPATCH_LEASE_SECONDS", 120)
+# Dispatcher commits without waiting for the WAL flush (see campaigns/dispatch.py _fast_commits).
+DISPATCH_ASYNC_COMMIT = _env_bool("DISPATCH_ASYNC_COMMIT", True)
 # A campaign pauses itself when more than this share of its last DISPATCH_PAUSE_WINDOW outcomes failed.
 DISPATCH_PAUSE_FAILURE_RATE = _env("DISPATCH_PAUSE_FAILURE_RATE", env.float, 0.2)
 DISPATCH_PAUSE_WINDOW = _env_positive_int("DISPATCH_PAUSE_WINDOW", 200)
