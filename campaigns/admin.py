@@ -97,6 +97,7 @@ class CampaignAdmin(OwnedAdmin):
     readonly_fields = [f.name for f in Campaign._meta.fields] + ["progress_bar"]
     exclude = ("lists",)
     actions = [
+        "test_send_to_me",
         _campaign_action(services.campaign_start, "Start"),
         _campaign_action(services.campaign_pause, "Pause"),
         _campaign_action(services.campaign_resume, "Resume"),
@@ -109,6 +110,21 @@ class CampaignAdmin(OwnedAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Campaign | None = None) -> bool:
         return False if obj is not None else super().has_change_permission(request, obj)
+
+    @admin.action(description="Send a test of the selected campaigns to my own address", permissions=["change"])
+    def test_send_to_me(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
+        for campaign in queryset:
+            address = request.user.email if campaign.channel == "email" else ""
+            if not address:
+                self.message_user(request, f"{campaign.name}: set an email address on your user first "
+                                  "(SMS tests go through the API's test-send with a phone number)", level=messages.WARNING)
+                continue
+            try:
+                result = services.campaign_test_send(actor=admin_actor(request), campaign=campaign, recipient=address)
+            except ServiceError as exc:
+                self.message_user(request, f"{campaign.name}: {exc.message}", level=messages.ERROR)
+                continue
+            self.message_user(request, f"{campaign.name}: test sent to {result['recipient']}.")
 
     @admin.display(description="progress")
     def progress_bar(self, campaign: Campaign) -> str:

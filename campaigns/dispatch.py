@@ -28,7 +28,7 @@ from audit.services import audit_record
 from campaigns.channels.base import OutgoingMessage, SendError
 from campaigns.channels.registry import backend_for
 from campaigns.models import Campaign, CampaignStatus, Message, MessageStatus
-from campaigns.ratelimit import ChannelPaused, acquire, tokens_per_call
+from campaigns.ratelimit import ChannelPaused, acquire, rate_limit_of, tokens_per_call
 from campaigns.rendering import Compiled, compile_parts, recipient_context
 from campaigns.unsubscribe import unsubscribe_headers, unsubscribe_url
 from inboxerr.actors import Actor
@@ -160,6 +160,21 @@ def _record_sent(message: Claimed, token: str, *, provider_id: str, segments: in
         return cursor.rowcount == 1
 
 
+def _record_sent_and_mark(sent: tuple, message: Claimed, token: str) -> tuple[bool, bool]:
+    """Record the previous send and mark the next one in flight in one round trip (PostgreSQL)."""
+    done, provider_id, segments = sent
+    if connection.vendor != "postgresql":
+        return _record_sent(done, token, provider_id=provider_id, segments=segments), _mark_in_flight(message, token)
+    now = timezone.now()
+    until = now + timedelta(seconds=settings.DISPATCH_SEND_TIMEOUT_SECONDS + 30)
+    sql = f"WITH done AS ({_SENT_SQL} RETURNING 1), marked AS ({_MARK_SQL} RETURNING 1) " \
+          "SELECT (SELECT count(*) FROM done), (SELECT count(*) FROM marked)"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [now, provider_id[:200], segments, done.id, token, now, until, message.id, token])
+        recorded, marked = cursor.fetchone()
+    return recorded == 1, marked == 1
+
+
 def _record(message: Claimed, token: str, *, status: str, error: str = "", provider_id: str = "",
             next_attempt_at=None, segments: int = 0, refund_attempt: bool = False) -> bool:
     fields = {"status": status, "lease_token": "", "leased_until": None, "next_attempt_at": next_attempt_at}
@@ -206,6 +221,18 @@ def send_batch(batch: list[Claimed], token: str, renderer: Renderer) -> Counter:
                 if _record(message, token, status=status, error=exc.message, next_attempt_at=when):
                     outcomes[(message.campaign_id, status)] += 1
             continue
+        # With no rate limit, a successful send is recorded together with marking the next message
+        # in flight (one round trip instead of two). With a limit the next step may sleep for a
+        # token, so each outcome is written at once: the window in doubt stays one send long.
+        defer = rate_limit_of(channel) is None
+        sent: tuple | None = None
+
+        def flush() -> None:
+            nonlocal sent
+            if sent is not None and _record_sent(sent[0], token, provider_id=sent[1], segments=sent[2]):
+                outcomes[(sent[0].campaign_id, MessageStatus.SENT)] += 1
+            sent = None
+
         try:
             allowance = 0
             for index, message in enumerate(messages):
@@ -215,11 +242,19 @@ def send_batch(batch: list[Claimed], token: str, renderer: Renderer) -> Counter:
                         acquire(channel, allowance)
                     allowance -= 1
                 except ChannelPaused as exc:
+                    flush()
                     for waiting in messages[index:]:
                         _record(waiting, token, status=MessageStatus.QUEUED, error=str(exc),
                                 next_attempt_at=timezone.now() + timedelta(seconds=5), refund_attempt=True)
                     break
-                if not _mark_in_flight(message, token):
+                if sent is not None:
+                    recorded, marked = _record_sent_and_mark(sent, message, token)
+                    if recorded:
+                        outcomes[(sent[0].campaign_id, MessageStatus.SENT)] += 1
+                    sent = None
+                else:
+                    marked = _mark_in_flight(message, token)
+                if not marked:
                     continue  # our lease expired and the message went back to the queue
                 try:
                     outgoing = renderer.render(message, subscribers.get(message.subscriber_id))
@@ -239,10 +274,12 @@ def send_batch(batch: list[Claimed], token: str, renderer: Renderer) -> Counter:
                         throttled = status == MessageStatus.QUEUED and exc.retry_after is not None
                         outcomes[(message.campaign_id, THROTTLED if throttled else status)] += 1
                     continue
-                segments = getattr(outgoing, "segments", 0)
-                if _record_sent(message, token, provider_id=provider_id or "", segments=segments):
-                    outcomes[(message.campaign_id, MessageStatus.SENT)] += 1
+                sent = (message, provider_id or "", getattr(outgoing, "segments", 0))
+                if not defer:
+                    flush()
+            flush()
         finally:
+            flush()
             backend.close()
     return outcomes
 

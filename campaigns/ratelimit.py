@@ -31,6 +31,11 @@ def acquire(name: str, count: int = 1, sleep=time.sleep) -> float:
     return _acquire_database(name, count, sleep)
 
 
+def rate_limit_of(name: str) -> tuple | None:
+    """(rate, burst) of the channel's enabled bucket, or None when it has no limit."""
+    return _config(name)
+
+
 def tokens_per_call(name: str) -> int:
     """How many tokens to take at once: about 50 ms of the rate, so a worker makes few bucket
     round trips at high rates without sending in visible bursts at low ones."""

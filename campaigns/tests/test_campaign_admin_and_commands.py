@@ -293,3 +293,20 @@ def test_purge_messages_needs_a_positive_age():
     with pytest.raises(CommandError):
         call_command("purge_messages")
     assert not AuditLog.objects.filter(entity_type="message").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_admin_test_send_action_mails_the_operator(client, owner, smtp_server):
+    from campaigns import services as campaign_services
+    from inboxerr.actors import Actor as _Actor
+    from subscribers.tests.factories import SubscriberFactory as _Sub, SubscriberListFactory as _List
+
+    _Sub(list=_List(owner=owner, name="AdminTest"), email="x@x.io", name="X")
+    campaign = campaign_services.campaign_create(
+        actor=_Actor(user=owner, source="api"), owner=owner, name="T", channel="email", subject="Hello {{ name }}",
+        message_content="Body", list_names=["AdminTest"],
+    )
+    client.force_login(owner)
+    client.post("/admin/campaigns/campaign/", {"action": "test_send_to_me", "_selected_action": [str(campaign.pk)]})
+    assert [rcpt for rcpt, _ in smtp_server.messages] == [[owner.email]]
+    assert smtp_server.messages[0][1]["Subject"] == "[TEST] Hello X"
