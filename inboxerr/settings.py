@@ -207,6 +207,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Each status set gets a name of its own in the schema.
+    "ENUM_NAME_OVERRIDES": {
+        "SubscriberStatusEnum": "subscribers.models.SubscriberStatus",
+        "ImportStatusEnum": "imports.models.ImportStatus",
+        "CampaignStatusEnum": "campaigns.models.CampaignStatus",
+        "MessageStatusEnum": "campaigns.models.MessageStatus",
+        "ChannelEnum": "subscribers.models.Channel",
+    },
 }
 
 # --- Subscribers ---------------------------------------------------------------------------------

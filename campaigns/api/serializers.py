@@ -99,6 +99,20 @@ class TestSendSerializer(serializers.Serializer):
     recipient = serializers.CharField(max_length=254, help_text="Email address or phone number to send the test to.")
 
 
+class TestSendResultSerializer(serializers.Serializer):
+    sent = serializers.BooleanField()
+    recipient = serializers.CharField()
+    provider_message_id = serializers.CharField()
+    subject = serializers.CharField()
+
+
+class PreviewSerializer(serializers.Serializer):
+    subscriber_id = serializers.IntegerField(allow_null=True)
+    subject = serializers.CharField()
+    body_text = serializers.CharField()
+    body_html = serializers.CharField()
+
+
 class PreviewParamsSerializer(serializers.Serializer):
     subscriber_id = serializers.IntegerField(required=False, min_value=1)
 

@@ -73,3 +73,30 @@ class BackgroundUploadSerializer(serializers.Serializer):
 class ImportListParamsSerializer(serializers.Serializer):
     status = serializers.CharField(required=False)
     list_name = serializers.CharField(required=False)
+
+
+class CleanupResultSerializer(serializers.Serializer):
+    message = serializers.CharField()
+    cleaned = serializers.IntegerField()
+    timestamp = serializers.DateTimeField()
+    stuck_jobs = serializers.ListField(child=serializers.DictField())
+
+
+class ForceRetryResultSerializer(serializers.Serializer):
+    message = serializers.CharField()
+    job_id = serializers.UUIDField()
+    retry_count = serializers.IntegerField()
+
+
+class ClearResultSerializer(serializers.Serializer):
+    message = serializers.CharField()
+    deleted_count = serializers.IntegerField()
+
+
+class QueueStatusSerializer(serializers.Serializer):
+    queued = serializers.IntegerField()
+    processing = serializers.IntegerField()
+    completed = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    cancelled = serializers.IntegerField()
+    stuck = serializers.IntegerField()

@@ -3,6 +3,7 @@
 
 from django.conf import settings
 from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.generics import ListAPIView
@@ -186,7 +187,7 @@ class BackgroundUploadView(APIView):
 class JobsStatusView(APIView):
     required_perms = {"GET": VIEW}
 
-    @extend_schema(tags=["subscribers"])
+    @extend_schema(tags=["subscribers"], responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
         """The latest 50 jobs with statistics and display figures (seed 000)."""
         jobs = selectors.jobs_for_user(request.user).order_by("-created_at")[:50]
@@ -196,7 +197,7 @@ class JobsStatusView(APIView):
 class JobsCleanupStuckView(APIView):
     required_perms = {"POST": CHANGE}
 
-    @extend_schema(tags=["subscribers"], request=None)
+    @extend_schema(tags=["subscribers"], request=None, responses=s.CleanupResultSerializer)
     def post(self, request: Request) -> Response:
         """Mark stuck jobs failed (their files stay for a retry)."""
         return Response(services.imports_cleanup_stuck(actor=actor(request), jobs=selectors.jobs_for_user(request.user)))
@@ -205,7 +206,7 @@ class JobsCleanupStuckView(APIView):
 class JobForceRetryView(APIView):
     required_perms = {"POST": CHANGE}
 
-    @extend_schema(tags=["subscribers"], request=None)
+    @extend_schema(tags=["subscribers"], request=None, responses=s.ForceRetryResultSerializer)
     def post(self, request: Request, job_id: str) -> Response:
         """Retry a failed job from its checkpoint."""
         job = selectors.job_get(user=request.user, job_id=job_id)
@@ -216,7 +217,7 @@ class JobForceRetryView(APIView):
 class JobsClearAllView(APIView):
     required_perms = {"DELETE": ["imports.delete_importjob"]}
 
-    @extend_schema(tags=["subscribers"])
+    @extend_schema(tags=["subscribers"], responses=s.ClearResultSerializer)
     def delete(self, request: Request) -> Response:
         """Delete the records of finished jobs (subscribers stay)."""
         return Response(services.jobs_clear(actor=actor(request), jobs=selectors.jobs_for_user(request.user)))
@@ -225,7 +226,7 @@ class JobsClearAllView(APIView):
 class UploadQueueStatusView(APIView):
     required_perms = {"GET": VIEW}
 
-    @extend_schema(tags=["subscribers"])
+    @extend_schema(tags=["subscribers"], responses=s.QueueStatusSerializer)
     def get(self, request: Request) -> Response:
         """Counts of queued, processing and finished uploads."""
         return Response(services.upload_queue_status(jobs=selectors.jobs_for_user(request.user)))
@@ -234,7 +235,7 @@ class UploadQueueStatusView(APIView):
 class UploadQueueRetryView(APIView):
     required_perms = {"POST": CHANGE}
 
-    @extend_schema(tags=["subscribers"], request=None)
+    @extend_schema(tags=["subscribers"], request=None, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request) -> Response:
         """Retry failed uploads that still have their file, and requeue stuck ones."""
         return Response(services.imports_retry_failed(actor=actor(request), jobs=selectors.jobs_for_user(request.user)))

@@ -171,7 +171,7 @@ class ListPageSerializer(serializers.Serializer):
     pagination = ListPagePaginationSerializer()
 
 
-class MessageSerializer(serializers.Serializer):
+class ActionMessageSerializer(serializers.Serializer):
     message = serializers.CharField()
 
 

@@ -10,9 +10,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from inboxerr.api import actor, parse
+from inboxerr.csvsafe import csv_lines
 from subscribers import selectors, services
 from subscribers.api import serializers as s
-from inboxerr.csvsafe import csv_lines
+from subscribers.models import Suppression
 
 TAG = ["subscribers"]
 VIEW_SUBSCRIBER = ["subscribers.view_subscriber"]
@@ -136,7 +137,7 @@ class SubscriberDetailView(APIView):
         subscriber = selectors.subscriber_get(user=request.user, subscriber_id=subscriber_id)
         return Response(s.SubscriberSerializer(subscriber).data)
 
-    @extend_schema(tags=TAG, request=s.SubscriberUpdateSerializer, responses=s.MessageSerializer)
+    @extend_schema(tags=TAG, request=s.SubscriberUpdateSerializer, responses=s.ActionMessageSerializer)
     def put(self, request: Request, subscriber_id: int) -> Response:
         """Update a subscriber's address, list, status or fields (only the fields sent change)."""
         subscriber = selectors.subscriber_get(user=request.user, subscriber_id=subscriber_id)
@@ -144,7 +145,7 @@ class SubscriberDetailView(APIView):
         updated = services.subscriber_update(actor=actor(request), subscriber=subscriber, data=data)
         return Response({"message": "Subscriber updated successfully", "subscriber": s.SubscriberSerializer(updated).data})
 
-    @extend_schema(tags=TAG, responses=s.MessageSerializer)
+    @extend_schema(tags=TAG, responses=s.ActionMessageSerializer)
     def delete(self, request: Request, subscriber_id: int) -> Response:
         subscriber = selectors.subscriber_get(user=request.user, subscriber_id=subscriber_id)
         services.subscriber_delete(actor=actor(request), subscriber=subscriber)
@@ -154,7 +155,7 @@ class SubscriberDetailView(APIView):
 class SubscriberStatusView(APIView):
     required_perms = {"PATCH": ["subscribers.change_subscriber"]}
 
-    @extend_schema(tags=TAG, parameters=[s.StatusParamsSerializer], request=None, responses=s.MessageSerializer)
+    @extend_schema(tags=TAG, parameters=[s.StatusParamsSerializer], request=None, responses=s.ActionMessageSerializer)
     def patch(self, request: Request, subscriber_id: int) -> Response:
         """Change a subscriber's status; unsubscribed and bounced also suppress the address."""
         subscriber = selectors.subscriber_get(user=request.user, subscriber_id=subscriber_id)
@@ -202,6 +203,8 @@ class SuppressionViewSet(
     }
 
     def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation has no user
+            return Suppression.objects.none()
         qs = selectors.suppressions_for_user(self.request.user)
         channel = self.request.query_params.get("channel")
         address = self.request.query_params.get("address")
