@@ -1,11 +1,10 @@
-import socket
 import threading
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from campaigns import ratelimit
 from campaigns.channels import sms
+from campaigns.tests.smtp import serve_smtp
 
 
 class Inbox:
@@ -31,25 +30,12 @@ def fresh_rate_limit_config():
     ratelimit.clear_config_cache()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def smtp_server(settings):
     inbox = Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
-    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
-    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
-    inbox.port = port
-    yield inbox
-    controller.stop()
+    with serve_smtp(inbox, settings) as port:
+        inbox.port = port
+        yield inbox
 
 
 @pytest.fixture

@@ -2,13 +2,13 @@
 loopback, job-status reports what happened, including a recipient the server refuses."""
 
 import pytest
-from aiosmtpd.controller import Controller
 from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
 
 from campaigns import dispatch
 from campaigns.models import Campaign, Message, MessageStatus
-from campaigns.tests.conftest import Inbox, free_port
+from campaigns.tests.conftest import Inbox
+from campaigns.tests.smtp import serve_smtp
 from inboxerr.accounts import roles_ensure
 from subscribers.tests.factories import SubscriberFactory, SubscriberListFactory
 
@@ -50,15 +50,8 @@ class RefusingInbox(Inbox):
 @pytest.fixture
 def refusing_smtp_server(settings):
     inbox = RefusingInbox({REFUSED})
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
-    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
-    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
-    yield inbox
-    controller.stop()
+    with serve_smtp(inbox, settings):
+        yield inbox
 
 
 @pytest.fixture

@@ -4,12 +4,12 @@ dry-run, through the API, against a real SMTP server on loopback."""
 import threading
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from audit.models import AuditLog
 from campaigns import dispatch, services, tasks
 from campaigns.models import Campaign, CampaignStatus, Message, MessageStatus
-from campaigns.tests.conftest import Inbox, free_port
+from campaigns.tests.conftest import Inbox
+from campaigns.tests.smtp import serve_smtp
 from inboxerr.actors import Actor
 from subscribers.models import Suppression
 from subscribers.tests.factories import SubscriberFactory, SubscriberListFactory
@@ -37,15 +37,8 @@ class RefusingInbox(Inbox):
 @pytest.fixture
 def refusing_smtp(settings):
     inbox = RefusingInbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
-    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
-    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
-    yield inbox
-    controller.stop()
+    with serve_smtp(inbox, settings):
+        yield inbox
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
-from aiosmtpd.controller import Controller
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -16,7 +15,8 @@ from audit.models import AuditLog
 from campaigns import dispatch, services
 from campaigns.channels.base import ChannelBackend, OutgoingMessage, SendError
 from campaigns.models import Campaign, CampaignStatus, Message, MessageStatus
-from campaigns.tests.conftest import Inbox, free_port
+from campaigns.tests.conftest import Inbox
+from campaigns.tests.smtp import serve_smtp
 from inboxerr.actors import Actor
 from subscribers.tests.factories import SubscriberFactory, SubscriberListFactory
 
@@ -60,15 +60,8 @@ class ScriptedInbox(Inbox):
 @pytest.fixture
 def smtp(settings):
     inbox = ScriptedInbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
-    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
-    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
-    yield inbox
-    controller.stop()
+    with serve_smtp(inbox, settings):
+        yield inbox
 
 
 @pytest.fixture(autouse=True)

@@ -19,7 +19,7 @@ from django.core.exceptions import ImproperlyConfigured
 from campaigns.channels.base import OutgoingMessage, SendError
 from campaigns.channels.registry import backend_for, is_idempotent
 from campaigns.channels.sms import TwilioBackend, retry_after_seconds
-from campaigns.tests.conftest import free_port
+from campaigns.tests.smtp import free_port
 from campaigns.tests.gateway import GATEWAY_TOKEN, TWILIO_FROM, TWILIO_SID, TWILIO_TOKEN, json_gateway, twilio_api
 
 ROOT = Path(__file__).resolve().parents[2]
