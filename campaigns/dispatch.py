@@ -33,6 +33,7 @@ from campaigns.rendering import Compiled, compile_parts, recipient_context
 from campaigns.unsubscribe import unsubscribe_headers, unsubscribe_url
 from inboxerr.actors import Actor
 from inboxerr.errors import Conflict
+from inboxerr.metrics import counter_add, histogram_observe
 from subscribers.models import Subscriber
 
 logger = logging.getLogger("inboxerr.dispatch")
@@ -176,7 +177,7 @@ def _record_sent_and_mark(sent: tuple, message: Claimed, token: str) -> tuple[bo
 
 
 def _record(message: Claimed, token: str, *, status: str, error: str = "", provider_id: str = "",
-            next_attempt_at=None, segments: int = 0, refund_attempt: bool = False) -> bool:
+            next_attempt_at=None, segments: int = 0, refund_attempt: bool = False, reason: str = "") -> bool:
     fields = {"status": status, "lease_token": "", "leased_until": None, "next_attempt_at": next_attempt_at}
     if status != MessageStatus.SENT:
         fields["last_error"] = error[:1000]  # a sent message keeps the error of its last failed try
@@ -186,7 +187,18 @@ def _record(message: Claimed, token: str, *, status: str, error: str = "", provi
         fields.update(sent_at=timezone.now(), provider_message_id=provider_id[:200], segments=segments)
     if status == MessageStatus.QUEUED:
         fields["send_started_at"] = None
-    return bool(Message.objects.filter(pk=message.id, lease_token=token).update(**fields))
+    recorded = bool(Message.objects.filter(pk=message.id, lease_token=token).update(**fields))
+    if recorded and status in (MessageStatus.FAILED, MessageStatus.UNKNOWN):
+        counter_add("messages_failed", channel=message.channel, reason=reason or status)
+    return recorded
+
+
+def _failure_reason(error: SendError, message: Claimed) -> str:
+    if error.permanent:
+        return "permanent"
+    if error.unknown:
+        return "unknown_outcome"
+    return "attempts_exhausted" if message.attempts >= settings.DISPATCH_MAX_ATTEMPTS else "transient"
 
 
 def _outcome_of(error: SendError, message: Claimed, idempotent: bool) -> tuple[str, object]:
@@ -218,7 +230,8 @@ def send_batch(batch: list[Claimed], token: str, renderer: Renderer) -> Counter:
             idempotent = getattr(backend, "idempotent", False)
             for message in messages:
                 status, when = _outcome_of(exc, message, idempotent)
-                if _record(message, token, status=status, error=exc.message, next_attempt_at=when):
+                if _record(message, token, status=status, error=exc.message, next_attempt_at=when,
+                           reason=_failure_reason(exc, message)):
                     outcomes[(message.campaign_id, status)] += 1
             continue
         # With no rate limit, a successful send is recorded together with marking the next message
@@ -260,7 +273,8 @@ def send_batch(batch: list[Claimed], token: str, renderer: Renderer) -> Counter:
                     outgoing = renderer.render(message, subscribers.get(message.subscriber_id))
                 except Exception as exc:  # a template or data problem: retrying cannot fix it
                     logger.exception("Rendering message %s failed", message.id)
-                    if _record(message, token, status=MessageStatus.FAILED, error=f"cannot render the message: {exc}"):
+                    if _record(message, token, status=MessageStatus.FAILED, error=f"cannot render the message: {exc}",
+                               reason="render_error"):
                         outcomes[(message.campaign_id, MessageStatus.FAILED)] += 1
                     continue
                 try:
@@ -270,7 +284,8 @@ def send_batch(batch: list[Claimed], token: str, renderer: Renderer) -> Counter:
                         logger.exception("Channel backend %s raised", backend.__class__.__name__)
                         exc = SendError(f"unexpected error in the {channel} backend: {exc}")
                     status, when = _outcome_of(exc, message, backend.idempotent)
-                    if _record(message, token, status=status, error=exc.message, next_attempt_at=when):
+                    if _record(message, token, status=status, error=exc.message, next_attempt_at=when,
+                               reason=_failure_reason(exc, message)):
                         throttled = status == MessageStatus.QUEUED and exc.retry_after is not None
                         outcomes[(message.campaign_id, THROTTLED if throttled else status)] += 1
                     continue
@@ -292,7 +307,15 @@ _COUNTER_FIELD = {
 
 
 def apply_outcomes(outcomes: Counter) -> None:
-    """Add a batch's final outcomes to the campaign counters (retries are not final)."""
+    """Add a batch's final outcomes to the campaign counters (retries are not final) and to the
+    sent counter of /metrics."""
+    channels = dict(Campaign.objects.filter(pk__in={key[0] for key in outcomes}).values_list("pk", "channel"))
+    sent: Counter = Counter()
+    for (campaign_id, status), count in outcomes.items():
+        if status == MessageStatus.SENT:
+            sent[channels.get(campaign_id, "")] += count
+    for channel, count in sent.items():
+        counter_add("messages_sent", count, channel=channel)
     per_campaign: dict = {}
     for (campaign_id, status), count in outcomes.items():
         field = _COUNTER_FIELD.get(status)
@@ -368,6 +391,8 @@ def requeue_expired_leases() -> dict:
             Message.objects.filter(pk=message_id).update(
                 status=status, last_error=error, lease_token="", leased_until=None, send_started_at=None
             )
+            if status != MessageStatus.QUEUED:
+                counter_add("messages_failed", channel=channel, reason="worker_lost")
             result[status] += 1
             touched.add(campaign_id)
         for campaign_id in touched:
@@ -433,6 +458,7 @@ def dispatch(*, run_seconds: float | None = None, batch_size: int | None = None)
     deadline = time.monotonic() + (run_seconds or settings.DISPATCH_RUN_SECONDS)
     renderer, sent, watch = Renderer(), 0, FailureWatch()
     while time.monotonic() < deadline:
+        loop_started = time.monotonic()
         token = uuid.uuid4().hex
         batch = claim(token=token, limit=batch_size or settings.DISPATCH_BATCH_SIZE)
         if not batch:
@@ -448,6 +474,7 @@ def dispatch(*, run_seconds: float | None = None, batch_size: int | None = None)
         outcomes = send_batch(batch, token, renderer)
         apply_outcomes(outcomes)
         watch.observe(outcomes)
+        histogram_observe("dispatcher_loop_duration_seconds", time.monotonic() - loop_started)
         sent += sum(n for (_, status), n in outcomes.items() if status == MessageStatus.SENT)
     finish_campaigns()
     return sent

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import connection
 
 from campaigns.models import RateLimit
+from inboxerr.metrics import counter_add
 
 TABLE = RateLimit._meta.db_table
 
@@ -73,6 +74,7 @@ def _acquire_database(name: str, count: int, sleep) -> float:
     if tokens >= 0:
         return 0.0
     wait = -tokens / rate
+    counter_add("ratelimit_wait_seconds", wait, channel=name)
     sleep(wait)
     return wait
 
@@ -127,5 +129,6 @@ def _acquire_redis(name: str, count: int, sleep) -> float:
     if tokens >= 0:
         return 0.0
     wait = -tokens / rate
+    counter_add("ratelimit_wait_seconds", wait, channel=name)
     sleep(wait)
     return wait

@@ -24,6 +24,7 @@ from imports.parsing import CsvFormat, CsvRowError, FileFormatError, iter_record
 from imports.rows import CleanRow, CsvRowCleaner, JsonRowCleaner, RowError
 from imports.writers import ChunkCounts, writer_for
 from inboxerr.actors import Actor
+from inboxerr.metrics import counter_add
 from subscribers.models import SubscriberList
 
 logger = logging.getLogger("inboxerr.imports")
@@ -241,6 +242,7 @@ def _commit_chunk(job: ImportJob, token: str, writer, chunk: _Chunk) -> None:
         )
         if not updated:
             raise JobLost  # rolls this chunk back: the job is not ours any more
+        counter_add("import_rows_processed", len(chunk))
     job.refresh_from_db(fields=["stats"])
 
 

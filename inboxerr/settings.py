@@ -297,6 +297,12 @@ EMAIL_TIMEOUT = DISPATCH_SEND_TIMEOUT_SECONDS
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="inboxerr@localhost")
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 
+# --- Metrics -------------------------------------------------------------------------------------
+
+# Bearer token guarding /metrics. Unset: only callers from METRICS_ALLOWED_IPS (loopback) may read it.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_IPS = _env("METRICS_ALLOWED_IPS", env.list, ["127.0.0.1", "::1"])
+
 # --- I18N, static --------------------------------------------------------------------------------
 
 LANGUAGE_CODE = "en-us"

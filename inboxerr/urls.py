@@ -7,6 +7,7 @@ from campaigns.api.views import TemplateViewSet
 from campaigns.unsubscribe_views import unsubscribe
 from imports.api.urls import subscriber_job_urlpatterns
 from inboxerr.health import health
+from inboxerr.metrics import metrics_view
 from subscribers.api.views import SuppressionViewSet
 
 router = DefaultRouter(trailing_slash=True)
@@ -31,5 +32,6 @@ urlpatterns = [
     path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api-auth/", include("rest_framework.urls")),
     path("health", health, name="health"),
+    path("metrics", metrics_view, name="metrics"),
     path("u/<str:token>", unsubscribe, name="unsubscribe"),
 ]
