@@ -211,6 +211,108 @@ def _outcome_of(error: SendError, message: Claimed, idempotent: bool) -> tuple[s
     return MessageStatus.QUEUED, timezone.now() + timedelta(seconds=backoff_seconds(message.attempts, error.retry_after))
 
 
+class ChannelRun:
+    """Sends one channel's share of a claimed batch through one open backend.
+
+    Per message: take a rate-limit token, mark it in flight (still ours?), render, send, record.
+    On a channel with no rate limit a successful send is recorded together with marking the next
+    message in flight (one round trip instead of two); with a limit the next step may sleep for
+    a token, so each outcome is written at once and the window in doubt stays one send long."""
+
+    def __init__(self, channel: str, token: str, renderer: Renderer, subscribers: dict, outcomes: Counter):
+        self.channel, self.token, self.renderer = channel, token, renderer
+        self.subscribers, self.outcomes = subscribers, outcomes
+        self.defer = rate_limit_of(channel) is None
+        self.sent: tuple | None = None  # (message, provider id, segments) not yet recorded
+        self.allowance = 0
+
+    def run(self, messages: list[Claimed]) -> None:
+        backend = None
+        try:
+            backend = backend_for(self.channel)
+            backend.open()
+        except Exception as exc:  # noqa: BLE001 - misconfiguration or a provider that is down
+            error = self._as_send_error(exc, f"cannot open the {self.channel} channel")
+            for message in messages:
+                self._fail(message, error, getattr(backend, "idempotent", False))
+            return
+        try:
+            for index, message in enumerate(messages):
+                try:
+                    self._take_token(remaining=len(messages) - index)
+                except ChannelPaused as exc:
+                    self._flush()
+                    self._hand_back(messages[index:], str(exc))
+                    break
+                self._send_one(message, backend)
+        finally:
+            self._flush()
+            backend.close()
+
+    def _take_token(self, remaining: int) -> None:
+        if self.allowance == 0:
+            self.allowance = min(tokens_per_call(self.channel), remaining)
+            acquire(self.channel, self.allowance)
+        self.allowance -= 1
+
+    def _send_one(self, message: Claimed, backend) -> None:
+        if not self._mark(message):
+            return  # our lease expired and the message went back to the queue
+        try:
+            outgoing = self.renderer.render(message, self.subscribers.get(message.subscriber_id))
+        except Exception as exc:  # a template or data problem: retrying cannot fix it
+            logger.exception("Rendering message %s failed", message.id)
+            if _record(message, self.token, status=MessageStatus.FAILED, error=f"cannot render the message: {exc}",
+                       reason="render_error"):
+                self.outcomes[(message.campaign_id, MessageStatus.FAILED)] += 1
+            return
+        try:
+            provider_id = backend.send(outgoing)
+        except Exception as exc:  # noqa: BLE001 - a backend bug must not take the batch down
+            self._fail(message, self._as_send_error(exc, f"unexpected error in the {self.channel} backend"),
+                       backend.idempotent)
+            return
+        self.sent = (message, provider_id or "", getattr(outgoing, "segments", 0))
+        if not self.defer:
+            self._flush()
+
+    def _mark(self, message: Claimed) -> bool:
+        if self.sent is None:
+            return _mark_in_flight(message, self.token)
+        recorded, marked = _record_sent_and_mark(self.sent, message, self.token)
+        if recorded:
+            self.outcomes[(self.sent[0].campaign_id, MessageStatus.SENT)] += 1
+        self.sent = None
+        return marked
+
+    def _flush(self) -> None:
+        if self.sent is not None:
+            message, provider_id, segments = self.sent
+            if _record_sent(message, self.token, provider_id=provider_id, segments=segments):
+                self.outcomes[(message.campaign_id, MessageStatus.SENT)] += 1
+        self.sent = None
+
+    def _fail(self, message: Claimed, error: SendError, idempotent: bool) -> None:
+        status, when = _outcome_of(error, message, idempotent)
+        if _record(message, self.token, status=status, error=error.message, next_attempt_at=when,
+                   reason=_failure_reason(error, message)):
+            throttled = status == MessageStatus.QUEUED and error.retry_after is not None
+            self.outcomes[(message.campaign_id, THROTTLED if throttled else status)] += 1
+
+    def _hand_back(self, messages: list[Claimed], why: str) -> None:
+        """The channel is paused: these go back untried, their attempt refunded."""
+        for message in messages:
+            _record(message, self.token, status=MessageStatus.QUEUED, error=why,
+                    next_attempt_at=timezone.now() + timedelta(seconds=5), refund_attempt=True)
+
+    @staticmethod
+    def _as_send_error(exc: Exception, what: str) -> SendError:
+        if isinstance(exc, SendError):
+            return exc
+        logger.exception("%s", what)
+        return SendError(f"{what}: {exc}")
+
+
 def send_batch(batch: list[Claimed], token: str, renderer: Renderer) -> Counter:
     """Send a claimed batch; returns counts of outcomes by (campaign, status)."""
     outcomes: Counter = Counter()
@@ -219,83 +321,7 @@ def send_batch(batch: list[Claimed], token: str, renderer: Renderer) -> Counter:
     for message in batch:
         by_channel.setdefault(message.channel, []).append(message)
     for channel, messages in by_channel.items():
-        backend = None
-        try:
-            backend = backend_for(channel)
-            backend.open()
-        except Exception as exc:  # noqa: BLE001 - misconfiguration or a provider that is down
-            if not isinstance(exc, SendError):
-                logger.exception("Cannot open the %s channel", channel)
-                exc = SendError(f"cannot open the {channel} channel: {exc}")
-            idempotent = getattr(backend, "idempotent", False)
-            for message in messages:
-                status, when = _outcome_of(exc, message, idempotent)
-                if _record(message, token, status=status, error=exc.message, next_attempt_at=when,
-                           reason=_failure_reason(exc, message)):
-                    outcomes[(message.campaign_id, status)] += 1
-            continue
-        # With no rate limit, a successful send is recorded together with marking the next message
-        # in flight (one round trip instead of two). With a limit the next step may sleep for a
-        # token, so each outcome is written at once: the window in doubt stays one send long.
-        defer = rate_limit_of(channel) is None
-        sent: tuple | None = None
-
-        def flush() -> None:
-            nonlocal sent
-            if sent is not None and _record_sent(sent[0], token, provider_id=sent[1], segments=sent[2]):
-                outcomes[(sent[0].campaign_id, MessageStatus.SENT)] += 1
-            sent = None
-
-        try:
-            allowance = 0
-            for index, message in enumerate(messages):
-                try:
-                    if allowance == 0:
-                        allowance = min(tokens_per_call(channel), len(messages) - index)
-                        acquire(channel, allowance)
-                    allowance -= 1
-                except ChannelPaused as exc:
-                    flush()
-                    for waiting in messages[index:]:
-                        _record(waiting, token, status=MessageStatus.QUEUED, error=str(exc),
-                                next_attempt_at=timezone.now() + timedelta(seconds=5), refund_attempt=True)
-                    break
-                if sent is not None:
-                    recorded, marked = _record_sent_and_mark(sent, message, token)
-                    if recorded:
-                        outcomes[(sent[0].campaign_id, MessageStatus.SENT)] += 1
-                    sent = None
-                else:
-                    marked = _mark_in_flight(message, token)
-                if not marked:
-                    continue  # our lease expired and the message went back to the queue
-                try:
-                    outgoing = renderer.render(message, subscribers.get(message.subscriber_id))
-                except Exception as exc:  # a template or data problem: retrying cannot fix it
-                    logger.exception("Rendering message %s failed", message.id)
-                    if _record(message, token, status=MessageStatus.FAILED, error=f"cannot render the message: {exc}",
-                               reason="render_error"):
-                        outcomes[(message.campaign_id, MessageStatus.FAILED)] += 1
-                    continue
-                try:
-                    provider_id = backend.send(outgoing)
-                except Exception as exc:  # noqa: BLE001 - a backend bug must not take the batch down
-                    if not isinstance(exc, SendError):
-                        logger.exception("Channel backend %s raised", backend.__class__.__name__)
-                        exc = SendError(f"unexpected error in the {channel} backend: {exc}")
-                    status, when = _outcome_of(exc, message, backend.idempotent)
-                    if _record(message, token, status=status, error=exc.message, next_attempt_at=when,
-                               reason=_failure_reason(exc, message)):
-                        throttled = status == MessageStatus.QUEUED and exc.retry_after is not None
-                        outcomes[(message.campaign_id, THROTTLED if throttled else status)] += 1
-                    continue
-                sent = (message, provider_id or "", getattr(outgoing, "segments", 0))
-                if not defer:
-                    flush()
-            flush()
-        finally:
-            flush()
-            backend.close()
+        ChannelRun(channel, token, renderer, subscribers, outcomes).run(messages)
     return outcomes
 
 
