@@ -27,13 +27,15 @@ from django.utils import timezone
 from audit.services import audit_record
 from campaigns.channels.base import OutgoingMessage, SendError
 from campaigns.channels.registry import backend_for
-from campaigns.models import Campaign, CampaignStatus, Message, MessageStatus
+from campaigns.models import Campaign, CampaignKind, CampaignStatus, Message, MessageStatus
 from campaigns.ratelimit import ChannelPaused, acquire, rate_limit_of, tokens_per_call
 from campaigns.rendering import Compiled, compile_parts, recipient_context
 from campaigns.unsubscribe import unsubscribe_headers, unsubscribe_url
 from inboxerr.actors import Actor
 from inboxerr.errors import Conflict
 from inboxerr.metrics import counter_add, histogram_observe
+from inboxerr.webhooks.events import WebhookEvent
+from inboxerr.webhooks.services import event_emit
 from subscribers.models import Subscriber
 
 logger = logging.getLogger("inboxerr.dispatch")
@@ -371,6 +373,11 @@ def finish_campaigns() -> list:
                 f"{campaign.failed_count:,} failed, {campaign.skipped_count:,} skipped",
                 after={"status": campaign.status},
             )
+            event = WebhookEvent.BULK_EMAIL_COMPLETED if campaign.kind == CampaignKind.BULK_EMAIL else WebhookEvent.CAMPAIGN_COMPLETED
+            event_emit(event=event, owner_id=campaign.owner_id, payload={
+                **campaign.event_payload(), "status": campaign.status, "sent": campaign.sent_count,
+                "failed": campaign.failed_count, "skipped": campaign.skipped_count, "unknown": campaign.unknown_count,
+            })
             done.append(campaign_id)
     return done
 

@@ -87,6 +87,10 @@ class Campaign(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def event_payload(self) -> dict:
+        """What every campaign webhook event says about the campaign."""
+        return {"campaign_id": str(self.pk), "name": self.name, "kind": self.kind, "channel": self.channel}
+
     @property
     def pending_count(self) -> int:
         done = self.sent_count + self.failed_count + self.skipped_count + self.unknown_count + self.cancelled_count

@@ -18,6 +18,8 @@ from campaigns.unsubscribe import unsubscribe_headers, unsubscribe_url
 from imports.models import ImportJob
 from inboxerr.actors import Actor
 from inboxerr.errors import Conflict, InvalidInput, NotFound
+from inboxerr.webhooks.events import WebhookEvent
+from inboxerr.webhooks.services import event_emit
 from subscribers.models import SUPPRESSING_STATUSES, Channel, Subscriber, SubscriberList, SubscriberStatus, Suppression
 from subscribers.normalize import RecordError, normalize_email, normalize_phone
 from subscribers.selectors import analyze_fields
@@ -226,8 +228,11 @@ def campaign_start(*, actor: Actor, campaign: Campaign) -> Campaign:
 
 @transaction.atomic
 def campaign_pause(*, actor: Actor, campaign: Campaign, reason: str = "") -> Campaign:
-    return _transition(campaign, allowed=(CampaignStatus.RUNNING, CampaignStatus.STARTING), to=CampaignStatus.PAUSED,
-                       actor=actor, verb="pause", reason=reason)
+    campaign = _transition(campaign, allowed=(CampaignStatus.RUNNING, CampaignStatus.STARTING), to=CampaignStatus.PAUSED,
+                           actor=actor, verb="pause", reason=reason)
+    event_emit(event=WebhookEvent.CAMPAIGN_PAUSED, owner_id=campaign.owner_id,
+               payload={**campaign.event_payload(), "status": campaign.status, "reason": reason})
+    return campaign
 
 
 @transaction.atomic
@@ -313,6 +318,8 @@ def campaign_fan_out(*, campaign_id) -> Campaign:
             user_action=f"Campaign '{campaign.name}' queued {total - skipped:,} messages ({skipped:,} skipped)",
             after={"status": status, "total": total, "skipped": skipped},
         )
+        event_emit(event=WebhookEvent.CAMPAIGN_STARTED, owner_id=campaign.owner_id,
+                   payload={**campaign.event_payload(), "status": status, "total": total, "skipped": skipped})
         transaction.on_commit(kick_dispatchers)
     campaign.refresh_from_db()
     return campaign

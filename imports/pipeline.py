@@ -25,6 +25,8 @@ from imports.rows import CleanRow, CsvRowCleaner, JsonRowCleaner, RowError
 from imports.writers import ChunkCounts, writer_for
 from inboxerr.actors import Actor
 from inboxerr.metrics import counter_add
+from inboxerr.webhooks.events import WebhookEvent
+from inboxerr.webhooks.services import event_emit
 from subscribers.models import SubscriberList
 
 logger = logging.getLogger("inboxerr.imports")
@@ -302,6 +304,13 @@ def _finish(job: ImportJob, token: str, status: str, *, error: str = "", elapsed
             f"{job.duplicates} duplicates, {job.invalid} invalid",
             after={"status": status, "created": job.created, "updated": job.updated,
                    "duplicates": job.duplicates, "invalid": job.invalid, "error": job.error_message},
+        )
+        event_emit(
+            event=WebhookEvent.IMPORT_FAILED if status == ImportStatus.FAILED else WebhookEvent.IMPORT_COMPLETED,
+            owner_id=job.owner_id,
+            payload={"import_id": str(job.pk), "list_name": job.list_name, "status": status,
+                     "processed_rows": job.processed_rows, "created": job.created, "updated": job.updated,
+                     "duplicates": job.duplicates, "invalid": job.invalid, "error": job.error_message},
         )
         if not keep_file and path:
             transaction.on_commit(lambda: Path(path).unlink(missing_ok=True))

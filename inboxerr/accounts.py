@@ -16,7 +16,7 @@ from inboxerr.errors import NotFound
 
 OPERATORS_GROUP = "Operators"
 # The apps whose models operators work with; they get every permission on them.
-OPERATOR_APPS = ("subscribers", "imports", "campaigns", "audit")
+OPERATOR_APPS = ("subscribers", "imports", "campaigns", "audit", "webhooks")
 
 
 @transaction.atomic

@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "subscribers",
     "imports",
     "campaigns",
+    "inboxerr.webhooks",
 ]
 
 MIDDLEWARE = [
@@ -325,3 +326,22 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO").upper()},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- Webhooks ------------------------------------------------------------------------------------
+
+# Seconds to wait before each retry of a failed delivery; after the last one it is marked failed.
+# The sweeper runs every minute, so delays under a minute are rounded up to its next run.
+WEBHOOK_RETRY_SCHEDULE_SECONDS = [
+    int(v) for v in _env("WEBHOOK_RETRY_SCHEDULE_SECONDS", env.list, ["5", "300", "1800", "7200", "18000", "36000", "36000"])
+]
+if not WEBHOOK_RETRY_SCHEDULE_SECONDS or min(WEBHOOK_RETRY_SCHEDULE_SECONDS) < 0:
+    raise ImproperlyConfigured("Invalid value for environment variable WEBHOOK_RETRY_SCHEDULE_SECONDS")
+WEBHOOK_TIMEOUT_SECONDS = _env_positive_int("WEBHOOK_TIMEOUT_SECONDS", 15)
+WEBHOOK_DISABLE_AFTER_DAYS = _env_positive_int("WEBHOOK_DISABLE_AFTER_DAYS", 5)
+WEBHOOK_SECRET_ROTATION_HOURS = _env_positive_int("WEBHOOK_SECRET_ROTATION_HOURS", 24)
+# True lets webhooks reach loopback/private/link-local addresses (tests, trusted internal setups).
+WEBHOOK_ALLOW_PRIVATE_NETWORKS = _env_bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", False)
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update({
+    "WebhookEventEnum": "inboxerr.webhooks.events.WebhookEvent",
+    "WebhookDeliveryStatusEnum": "inboxerr.webhooks.models.WebhookDelivery.Status",
+})

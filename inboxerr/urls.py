@@ -22,6 +22,7 @@ api_v1 = [
     path("sms/", include("campaigns.api.sms_urls")),
     path("bulk-email/", include("campaigns.api.bulk_email_urls")),
     path("tasks/", include("inboxerr.tasks_api")),
+    path("webhooks/", include("inboxerr.webhooks.urls")),
     path("", include(router.urls)),
 ]
 

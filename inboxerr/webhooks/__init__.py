@@ -1,0 +1,1 @@
+"""Outgoing webhooks: endpoints an owner registers, and signed deliveries of events to them."""
