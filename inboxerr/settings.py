@@ -61,12 +61,14 @@ if SECRET_KEY == _DEV_SECRET_KEY:
     warnings.warn("SECRET_KEY is not set: using the development key. Set SECRET_KEY in production.", stacklevel=1)
 
 INSTALLED_APPS = [
+    "daphne",  # first: `runserver` then serves ASGI (HTTP and the live-progress WebSockets)
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "channels",
     "rest_framework",
     "knox",
     "drf_spectacular",
@@ -94,6 +96,9 @@ MIDDLEWARE = [
 
 ROOT_URLCONF = "inboxerr.urls"
 WSGI_APPLICATION = "inboxerr.wsgi.application"
+ASGI_APPLICATION = "inboxerr.asgi.application"
+# Live progress (/ws/jobs/<id>/): how often a connection re-reads its job.
+PROGRESS_POLL_SECONDS = _env("PROGRESS_POLL_SECONDS", env.float, 1.0)
 
 TEMPLATES = [
     {
