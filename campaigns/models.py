@@ -166,3 +166,14 @@ class RateLimit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}: {self.rate}/s (burst {self.burst})"
+
+
+class DispatchSlot(models.Model):
+    """At most DISPATCH_WORKERS dispatcher runs are queued or running at once: a run holds a slot
+    until it ends, or until `busy_until` passes if its worker died."""
+
+    number = models.PositiveSmallIntegerField(primary_key=True)
+    busy_until = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"slot {self.number}"

@@ -2,17 +2,18 @@
 set-based fan-out), pause, resume, cancel. Sending is the dispatcher's (dispatch.py)."""
 
 import uuid
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from django_q.tasks import async_task
 
 from audit.services import audit_record
 from campaigns.channels.base import OutgoingMessage, SendError
 from campaigns.channels.registry import backend_for
-from campaigns.models import Campaign, CampaignStatus, Message, MessageStatus, MessageTemplate
+from campaigns.models import Campaign, CampaignStatus, DispatchSlot, Message, MessageStatus, MessageTemplate
 from campaigns.rendering import TemplateError, compile_parts, missing_variables, recipient_context, template_variables
 from campaigns.unsubscribe import unsubscribe_headers, unsubscribe_url
 from imports.models import ImportJob
@@ -267,10 +268,26 @@ def campaigns_start_scheduled() -> int:
     return started
 
 
-def kick_dispatchers(count: int | None = None) -> None:
-    """Queue dispatcher runs (each loops while there is work, then ends)."""
-    for _ in range(count or settings.DISPATCH_WORKERS):
-        async_task("campaigns.tasks.dispatch", task_name="dispatch")
+def kick_dispatchers(count: int | None = None) -> int:
+    """Queue dispatcher runs (each loops while there is work, then ends), one per free slot: at
+    most DISPATCH_WORKERS are queued or running at once, however often work arrives."""
+    wanted = count or settings.DISPATCH_WORKERS
+    now = timezone.now()
+    hold = now + timedelta(seconds=settings.DISPATCH_RUN_SECONDS + 120)
+    queued = 0
+    for number in range(settings.DISPATCH_WORKERS):
+        if queued == wanted:
+            break
+        DispatchSlot.objects.get_or_create(number=number)
+        free = DispatchSlot.objects.filter(number=number).filter(Q(busy_until__isnull=True) | Q(busy_until__lt=now))
+        if free.update(busy_until=hold):  # a checked claim: two kicks never take one slot
+            async_task("campaigns.tasks.dispatch", number, task_name=f"dispatch-{number}")
+            queued += 1
+    return queued
+
+
+def dispatch_slot_release(number: int) -> None:
+    DispatchSlot.objects.filter(number=number).update(busy_until=None)
 
 
 # --- Fan-out -------------------------------------------------------------------------------------
@@ -587,8 +604,6 @@ def _sms_cost(campaign: Campaign, audience, sample: int = 200) -> dict:
 @transaction.atomic
 def messages_purge(*, actor: Actor, older_than_days: int) -> int:
     """Delete messages of campaigns that finished before the cutoff; their counters stay."""
-    from datetime import timedelta
-
     cutoff = timezone.now() - timedelta(days=older_than_days)
     finished = Campaign.objects.filter(
         status__in=[CampaignStatus.COMPLETED, CampaignStatus.CANCELLED, CampaignStatus.FAILED], finished_at__lt=cutoff

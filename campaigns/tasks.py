@@ -8,8 +8,15 @@ def fan_out(campaign_id: str) -> str:
     return services.campaign_fan_out(campaign_id=campaign_id).status
 
 
-def dispatch() -> int:
-    return dispatcher.dispatch()
+def dispatch(slot: int | None = None) -> int:
+    try:
+        return dispatcher.dispatch()
+    finally:
+        if slot is not None:
+            services.dispatch_slot_release(slot)
+            # Work that arrived while this run was ending found the slot taken: pick it up now.
+            if dispatcher.has_due_work():
+                services.kick_dispatchers(1)
 
 
 def tick() -> dict:

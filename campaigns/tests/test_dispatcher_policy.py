@@ -384,3 +384,20 @@ def test_two_concurrent_claims_never_share_a_message(owner):
     tokens = dict(Message.objects.values_list("id", "lease_token"))
     assert all(tokens[i] == "w1" for i in results["w1"]) and all(tokens[i] == "w2" for i in results["w2"])
     assert set(Message.objects.values_list("attempts", flat=True)) == {1}
+
+
+def test_kicks_never_queue_more_dispatchers_than_slots(db, settings):
+    from django_q.models import OrmQ
+
+    from campaigns.models import DispatchSlot
+    from campaigns.services import dispatch_slot_release, kick_dispatchers
+
+    settings.DISPATCH_WORKERS = 2
+    OrmQ.objects.all().delete()
+    assert kick_dispatchers() == 2
+    assert kick_dispatchers() == 0  # both slots held by queued runs
+    assert OrmQ.objects.count() == 2
+    dispatch_slot_release(0)
+    assert kick_dispatchers() == 1
+    DispatchSlot.objects.update(busy_until=timezone.now() - timedelta(seconds=1))  # their workers died
+    assert kick_dispatchers() == 2

@@ -75,7 +75,7 @@ def test_gateway_failures_end_sent_or_failed_within_the_policy(owner, gateway, s
 def test_worker_killed_mid_dispatch_every_message_sent_none_twice(owner, gateway, start_cluster, settings):
     # The sweeper below runs in this process: it must know the channel's backend as the workers do.
     settings.SMS_BACKEND, settings.SMS_GATEWAY_URL = "campaigns.channels.sms.HttpGatewayBackend", gateway.url
-    campaign = _sms_campaign(owner, 3000)
+    campaign = _sms_campaign(owner, 10_000)  # large enough that the kill lands mid-dispatch
     worker = start_cluster()
     wait_for(lambda: Message.objects.filter(campaign=campaign, status=MessageStatus.SENT).count() >= 300,
              what="some messages to be sent")
@@ -90,6 +90,6 @@ def test_worker_killed_mid_dispatch_every_message_sent_none_twice(owner, gateway
     wait_for(lambda: Campaign.objects.filter(pk=campaign.pk, status=CampaignStatus.COMPLETED).exists(),
              timeout=180, what="the campaign to complete")
     campaign.refresh_from_db()
-    assert (campaign.sent_count, campaign.failed_count, campaign.unknown_count) == (3000, 0, 0)
+    assert (campaign.sent_count, campaign.failed_count, campaign.unknown_count) == (10_000, 0, 0)
     delivered = Counter(item.request.to for item in gateway.delivered())
-    assert len(delivered) == 3000 and set(delivered.values()) == {1}  # every message, none twice
+    assert len(delivered) == 10_000 and set(delivered.values()) == {1}  # every message, none twice
