@@ -27,7 +27,7 @@ from django.utils import timezone
 from audit.services import audit_record
 from campaigns.channels.base import OutgoingMessage, SendError
 from campaigns.channels.registry import backend_for
-from campaigns.models import Campaign, CampaignKind, CampaignStatus, Message, MessageStatus
+from campaigns.models import Campaign, CampaignKind, CampaignStatus, Message, MessageBatch, MessageStatus, MessageTemplate
 from campaigns.ratelimit import ChannelPaused, acquire, rate_limit_of, tokens_per_call
 from campaigns.rendering import Compiled, compile_parts, recipient_context
 from campaigns.unsubscribe import unsubscribe_headers, unsubscribe_url
@@ -54,6 +54,11 @@ class Claimed:
     recipient: str
     variables: dict
     attempts: int
+    # A batch item's own message (campaign messages take theirs from the campaign).
+    batch_id: int | None = None
+    template_id: int | None = None
+    subject: str | None = None
+    content: str | None = None
 
 
 def backoff_seconds(attempt: int, retry_after: float | None = None) -> float:
@@ -95,10 +100,13 @@ def claim(*, token: str, limit: int) -> list[Claimed]:
 
 
 class Renderer:
-    """Compiles each campaign's template once and renders per recipient from plain dicts."""
+    """Compiles each campaign's (or batch item template's) template once and renders per
+    recipient from plain dicts."""
 
     def __init__(self) -> None:
         self.campaigns: dict = {}
+        self.templates: dict = {}
+        self.batch_owners: dict = {}
 
     def campaign(self, campaign_id) -> tuple[Campaign, Compiled]:
         if campaign_id not in self.campaigns:
@@ -112,9 +120,29 @@ class Renderer:
             self.campaigns[campaign_id] = (campaign, compiled)
         return self.campaigns[campaign_id]
 
+    def item(self, message: Claimed) -> tuple[int, Compiled]:
+        """A batch item's owner and compiled message: its template (with its subject, if it gives
+        one) compiled once per run, or its own content."""
+        if message.batch_id not in self.batch_owners:
+            self.batch_owners[message.batch_id] = MessageBatch.objects.values_list("owner_id", flat=True).get(
+                pk=message.batch_id)
+        owner_id = self.batch_owners[message.batch_id]
+        if message.template_id is None:
+            return owner_id, compile_parts(subject=message.subject or "", body_text=message.content or "")
+        key = (message.template_id, message.subject)
+        if key not in self.templates:
+            template = MessageTemplate.objects.get(pk=message.template_id)
+            self.templates[key] = compile_parts(subject=message.subject or template.subject,
+                                                body_text=template.body_text, body_html=template.body_html)
+        return owner_id, self.templates[key]
+
     def render(self, message: Claimed, subscriber: dict | None) -> OutgoingMessage:
-        campaign, compiled = self.campaign(message.campaign_id)
-        url = unsubscribe_url(owner_id=campaign.owner_id, channel=message.channel, address=message.recipient)
+        if message.campaign_id is None:
+            owner_id, compiled = self.item(message)
+        else:
+            campaign, compiled = self.campaign(message.campaign_id)
+            owner_id = campaign.owner_id
+        url = unsubscribe_url(owner_id=owner_id, channel=message.channel, address=message.recipient)
         context = recipient_context(
             email=(subscriber or {}).get("email", message.recipient if message.channel == "email" else ""),
             phone=(subscriber or {}).get("phone", message.recipient if message.channel == "sms" else ""),
@@ -181,7 +209,7 @@ def _record_sent_and_mark(sent: tuple, message: Claimed, token: str) -> tuple[bo
 def _record(message: Claimed, token: str, *, status: str, error: str = "", provider_id: str = "",
             next_attempt_at=None, segments: int = 0, refund_attempt: bool = False, reason: str = "") -> bool:
     fields = {"status": status, "lease_token": "", "leased_until": None, "next_attempt_at": next_attempt_at}
-    if status != MessageStatus.SENT:
+    if status != MessageStatus.SENT and (error or not refund_attempt):
         fields["last_error"] = error[:1000]  # a sent message keeps the error of its last failed try
     if refund_attempt:  # handed back without being tried (channel paused): not an attempt
         fields["attempts"] = F("attempts") - 1
@@ -221,12 +249,16 @@ class ChannelRun:
     message in flight (one round trip instead of two); with a limit the next step may sleep for
     a token, so each outcome is written at once and the window in doubt stays one send long."""
 
-    def __init__(self, channel: str, token: str, renderer: Renderer, subscribers: dict, outcomes: Counter):
+    def __init__(self, channel: str, token: str, renderer: Renderer, subscribers: dict, outcomes: Counter, *,
+                 ordered: bool = False, halt=None):
         self.channel, self.token, self.renderer = channel, token, renderer
         self.subscribers, self.outcomes = subscribers, outcomes
         self.defer = rate_limit_of(channel) is None
         self.sent: tuple | None = None  # (message, provider id, segments) not yet recorded
         self.allowance = 0
+        # Ordered (the batch publisher): a message that will be retried holds back the ones after
+        # it, which go back to the queue untried; `halt()` true stops the run before the next send.
+        self.ordered, self.halt, self.held = ordered, halt, False
 
     def run(self, messages: list[Claimed]) -> None:
         backend = None
@@ -235,11 +267,18 @@ class ChannelRun:
             backend.open()
         except Exception as exc:  # noqa: BLE001 - misconfiguration or a provider that is down
             error = self._as_send_error(exc, f"cannot open the {self.channel} channel")
-            for message in messages:
+            for index, message in enumerate(messages):
                 self._fail(message, error, getattr(backend, "idempotent", False))
+                if self.held:
+                    self._hand_back(messages[index + 1:], "", wait_seconds=0)
+                    break
             return
         try:
             for index, message in enumerate(messages):
+                if self.halt is not None and self.halt():
+                    self._flush()
+                    self._hand_back(messages[index:], "the outbox publisher stopped", wait_seconds=0)
+                    break
                 try:
                     self._take_token(remaining=len(messages) - index)
                 except ChannelPaused as exc:
@@ -247,6 +286,9 @@ class ChannelRun:
                     self._hand_back(messages[index:], str(exc))
                     break
                 self._send_one(message, backend)
+                if self.held:
+                    self._hand_back(messages[index + 1:], "", wait_seconds=0)
+                    break
         finally:
             self._flush()
             backend.close()
@@ -300,12 +342,15 @@ class ChannelRun:
                    reason=_failure_reason(error, message)):
             throttled = status == MessageStatus.QUEUED and error.retry_after is not None
             self.outcomes[(message.campaign_id, THROTTLED if throttled else status)] += 1
+        self.held = self.ordered and status == MessageStatus.QUEUED
 
-    def _hand_back(self, messages: list[Claimed], why: str) -> None:
-        """The channel is paused: these go back untried, their attempt refunded."""
+    def _hand_back(self, messages: list[Claimed], why: str, wait_seconds: float = 5) -> None:
+        """Back to the queue untried (the channel is paused, the outbox stopped, or an earlier
+        item waits for its retry: why ''), their attempt refunded."""
+        when = timezone.now() + timedelta(seconds=wait_seconds) if wait_seconds else None
         for message in messages:
-            _record(message, self.token, status=MessageStatus.QUEUED, error=why,
-                    next_attempt_at=timezone.now() + timedelta(seconds=5), refund_attempt=True)
+            _record(message, self.token, status=MessageStatus.QUEUED, error=why, next_attempt_at=when,
+                    refund_attempt=True)
 
     @staticmethod
     def _as_send_error(exc: Exception, what: str) -> SendError:
@@ -399,18 +444,19 @@ def recount(campaign: Campaign) -> None:
     )
 
 
-def requeue_expired_leases() -> dict:
-    """The sweeper: messages whose worker went silent. Untouched ones go back to the queue; one
-    that was in flight goes back only on an idempotent channel, else becomes `unknown`; one
-    whose attempts are used up fails ("worker lost")."""
+def requeue_expired_leases(*, batch_id: int | None = None) -> dict:
+    """The sweeper: messages whose worker went silent (all of them, or one batch's). Untouched
+    ones go back to the queue; one that was in flight goes back only on an idempotent channel,
+    else becomes `unknown`; one whose attempts are used up fails ("worker lost")."""
     from campaigns.channels.registry import is_idempotent
 
     now = timezone.now()
     result = Counter()
     touched = set()
+    scope = Message.objects.filter(batch_id=batch_id) if batch_id else Message.objects.all()
     with transaction.atomic():
         expired = list(
-            Message.objects.select_for_update(skip_locked=True)
+            scope.select_for_update(skip_locked=True)
             .filter(status=MessageStatus.SENDING, leased_until__lt=now)
             .values_list("id", "campaign_id", "channel", "attempts", "send_started_at")[:10_000]
         )
@@ -427,7 +473,8 @@ def requeue_expired_leases() -> dict:
             if status != MessageStatus.QUEUED:
                 counter_add("messages_failed", channel=channel, reason="worker_lost")
             result[status] += 1
-            touched.add(campaign_id)
+            if campaign_id is not None:  # a batch's counters are recounted when it finishes
+                touched.add(campaign_id)
         for campaign_id in touched:
             recount(Campaign.objects.get(pk=campaign_id))
     return dict(result)

@@ -107,15 +107,93 @@ class MessageStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
+class BatchStatus(models.TextChoices):
+    PENDING = "pending", "Pending"  # stored, waiting for the publisher
+    PROCESSING = "processing", "Processing"  # the publisher is sending its items
+    COMMITTED = "committed", "Committed"  # every item sent
+    FAILED = "failed", "Failed"  # every item tried, at least one failed for good
+
+
+class MessageBatch(models.Model):
+    """A batch from the batch API (seed 003): its items are messages sent strictly in order, the
+    owner's batches one after another by `sequence`; a batch is committed once all are sent."""
+
+    batch_id = models.CharField(max_length=16, unique=True, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="message_batches")
+    sequence = models.BigIntegerField(editable=False, help_text="batch_sequence: the order in the owner's stream.")
+    status = models.CharField(max_length=16, choices=BatchStatus.choices, default=BatchStatus.PENDING)
+    status_reason = models.CharField(max_length=500, blank=True)
+    total_items = models.PositiveIntegerField(default=0)
+    vendor_counts = models.JSONField(default=dict, blank=True)
+    # Kept by the publisher as it goes (exact recount when the batch finishes).
+    sent_count = models.PositiveIntegerField(default=0)
+    failed_count = models.PositiveIntegerField(default=0)
+    skipped_count = models.PositiveIntegerField(default=0)
+    processing_time_ms = models.FloatField(default=0, help_text="Time the ingest took.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    committed_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["owner_id", "sequence"]
+        verbose_name_plural = "message batches"
+        constraints = [models.UniqueConstraint(fields=["owner", "sequence"], name="batch_sequence_unique_per_owner")]
+        indexes = [models.Index(fields=["owner", "status", "sequence"], name="batch_owner_status_sequence")]
+        permissions = [("control_outbox", "Can start and stop the outbox publisher")]
+
+    def __str__(self) -> str:
+        return f"batch {self.batch_id} (#{self.sequence}, {self.status})"
+
+    def event_payload(self) -> dict:
+        return {
+            "batch_id": self.batch_id, "batch_sequence": self.sequence, "status": self.status,
+            "total_items": self.total_items, "sent": self.sent_count, "failed": self.failed_count,
+            "skipped": self.skipped_count, "vendor_counts": self.vendor_counts,
+        }
+
+
+class BatchStream(models.Model):
+    """One owner's stream of batches: hands out batch sequence numbers (its row lock orders
+    concurrent ingests) and is leased by the one publisher sending it."""
+
+    owner = models.OneToOneField(settings.AUTH_USER_MODEL, primary_key=True, on_delete=models.CASCADE, related_name="+")
+    last_sequence = models.BigIntegerField(default=0)
+    leased_until = models.DateTimeField(null=True, blank=True)
+    lease_token = models.CharField(max_length=32, blank=True)
+
+    def __str__(self) -> str:
+        return f"batch stream of user {self.owner_id}"
+
+
+class OutboxSwitch(models.Model):
+    """The publisher's persisted on/off switch (one row): every worker reads it before each step."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    enabled = models.BooleanField(default=True)
+    changed_at = models.DateTimeField(null=True, blank=True)
+    changed_by = models.CharField(max_length=150, blank=True)
+
+    def __str__(self) -> str:
+        return "outbox publisher: " + ("running" if self.enabled else "stopped")
+
+
 class Message(models.Model):
     """One message to one recipient. The hottest table: lean, with its foreign keys unchecked by
     the database (fan-out of a million rows pays a row-level check per key otherwise; the
     campaign and subscriber rows are only ever removed by services that remove these too)."""
 
     uid = models.UUIDField(default=uuid.uuid4, editable=False, help_text="Idempotency key sent with the message.")
+    # A message belongs to a campaign or to a batch of the batch API, never both.
     campaign = models.ForeignKey(
-        Campaign, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="messages"
+        Campaign, null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False,
+        related_name="messages",
     )  # indexed by message_campaign_status
+    batch = models.ForeignKey(
+        "MessageBatch", null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False,
+        related_name="items",
+    )  # indexed by message_batch_sequence
     subscriber = models.ForeignKey(
         "subscribers.Subscriber",
         null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+",
@@ -134,7 +212,17 @@ class Message(models.Model):
     send_started_at = models.DateTimeField(null=True, blank=True)
     last_error = models.CharField(max_length=1000, blank=True)
     provider_message_id = models.CharField(max_length=200, blank=True)
-    sequence = models.BigIntegerField(default=0)
+    sequence = models.BigIntegerField(default=0, help_text="A batch item's item_sequence.")
+    # What a batch item brings with it (a campaign's messages take these from the campaign). NULL,
+    # not '', for campaign messages: the columns then cost nothing on the hottest table.
+    request_id = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
+    vendor_name = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001
+    template = models.ForeignKey(
+        MessageTemplate, null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False,
+        related_name="+",
+    )
+    subject = models.CharField(max_length=500, null=True, blank=True)  # noqa: DJ001
+    content = models.TextField(null=True, blank=True)  # noqa: DJ001
     segments = models.PositiveSmallIntegerField(default=0)
     sent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -146,6 +234,9 @@ class Message(models.Model):
             # Expired leases, found by the sweeper.
             models.Index(fields=["leased_until"], name="message_leased", condition=models.Q(status="sending")),
             models.Index(fields=["campaign", "status"], name="message_campaign_status"),
+            # A batch's items in item order (the ordered publisher, the items API).
+            models.Index(fields=["batch", "sequence"], name="message_batch_sequence",
+                         condition=models.Q(batch__isnull=False)),
         ]
 
     def __str__(self) -> str:

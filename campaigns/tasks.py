@@ -1,7 +1,7 @@
 """django-q2 entry points for campaigns: take ids, call services."""
 
 from campaigns import dispatch as dispatcher
-from campaigns import services
+from campaigns import outbox, services
 
 
 def fan_out(campaign_id: str) -> str:
@@ -19,6 +19,14 @@ def dispatch(slot: int | None = None) -> int:
                 services.kick_dispatchers(1)
 
 
+def publish() -> int:
+    """A run of the batch publisher; one whose time ran out with batches left queues the next."""
+    sent, more = outbox.publish()
+    if more:
+        outbox.outbox_kick()
+    return sent
+
+
 def tick() -> dict:
     """Every minute: requeue expired leases, start due scheduled campaigns, keep dispatchers going."""
     swept = dispatcher.requeue_expired_leases()
@@ -26,4 +34,6 @@ def tick() -> dict:
     if dispatcher.has_due_work():
         services.kick_dispatchers()
     dispatcher.finish_campaigns()
+    if outbox.outbox_has_work():
+        outbox.outbox_kick()
     return {"swept": swept, "started": started}

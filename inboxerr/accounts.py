@@ -8,6 +8,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.db import transaction
+from django.db.models import Q
 from knox.models import AuthToken
 
 from audit.services import audit_record
@@ -17,6 +18,8 @@ from inboxerr.errors import NotFound
 OPERATORS_GROUP = "Operators"
 # The apps whose models operators work with; they get every permission on them.
 OPERATOR_APPS = ("subscribers", "imports", "campaigns", "audit", "webhooks")
+# Models every owner shares: only superusers (or users given these permissions) change them.
+SHARED_MODELS = ("ratelimit", "dispatchslot", "batchstream", "outboxswitch")
 
 
 @transaction.atomic
@@ -24,10 +27,11 @@ def roles_ensure() -> Group:
     """Create (or refresh) the Operators group: every permission on Inboxerr's own models, so a
     staff user added to it can run the product but not administer users."""
     group, _ = Group.objects.get_or_create(name=OPERATORS_GROUP)
+    shared = Q(content_type__app_label="campaigns", content_type__model__in=SHARED_MODELS)
     group.permissions.set(
-        Permission.objects.filter(content_type__app_label__in=OPERATOR_APPS).exclude(
-            content_type__app_label="campaigns", content_type__model="ratelimit"  # shared by every owner
-        )
+        Permission.objects.filter(content_type__app_label__in=OPERATOR_APPS)
+        .exclude(shared)
+        .exclude(content_type__app_label="campaigns", codename="control_outbox")  # stops everyone's batches
     )
     return group
 

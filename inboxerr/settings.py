@@ -219,6 +219,9 @@ SPECTACULAR_SETTINGS = {
         "ImportStatusEnum": "imports.models.ImportStatus",
         "CampaignStatusEnum": "campaigns.models.CampaignStatus",
         "MessageStatusEnum": "campaigns.models.MessageStatus",
+        "BatchStatusEnum": "campaigns.models.BatchStatus",
+        "BatchItemStatusEnum": "campaigns.batches.ITEM_STATUSES",
+        "OutboxStateEnum": "campaigns.batches.OUTBOX_STATES",
         "ChannelEnum": "subscribers.models.Channel",
     },
 }
@@ -267,6 +270,20 @@ DISPATCH_PAUSE_FAILURE_RATE = _env("DISPATCH_PAUSE_FAILURE_RATE", env.float, 0.2
 DISPATCH_PAUSE_WINDOW = _env_positive_int("DISPATCH_PAUSE_WINDOW", 200)
 if DISPATCH_LEASE_SECONDS <= DISPATCH_SEND_TIMEOUT_SECONDS + 5:
     raise ImproperlyConfigured("DISPATCH_LEASE_SECONDS must exceed DISPATCH_SEND_TIMEOUT_SECONDS by more than 5 seconds")
+
+# --- Batch API and its ordered publisher (seed 003) ------------------------------------------
+
+# Items one POST /api/v1/batch/process may carry, and the largest request body it accepts.
+BATCH_MAX_ITEMS = _env_positive_int("BATCH_MAX_ITEMS", 100_000)
+BATCH_MAX_BYTES = _env_positive_int("BATCH_MAX_BYTES", 64 * 1024 * 1024)
+# The publisher's switch when nobody has used POST /api/v1/outbox/start|stop yet.
+ENABLE_OUTBOX_PROCESSOR = _env_bool("ENABLE_OUTBOX_PROCESSOR", True)
+# Items the publisher claims per step (all of one batch, in item order).
+OUTBOX_BATCH_SIZE = _env_positive_int("OUTBOX_BATCH_SIZE", 100)
+# How often a running publisher re-reads the switch and, while it waits for a retry, looks again.
+OUTBOX_POLL_INTERVAL_SECONDS = _env("OUTBOX_POLL_INTERVAL_SECONDS", env.float, 1.0)
+if OUTBOX_POLL_INTERVAL_SECONDS <= 0:
+    raise ImproperlyConfigured("Invalid value for environment variable OUTBOX_POLL_INTERVAL_SECONDS: must be positive")
 
 # --- Email and SMS -------------------------------------------------------------------------------
 

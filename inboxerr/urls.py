@@ -19,6 +19,7 @@ api_v1 = [
     path("subscribers/", include("subscribers.api.urls")),
     path("imports/", include("imports.api.urls")),
     path("", include("campaigns.api.urls")),
+    path("", include("campaigns.api.batch_urls")),
     path("sms/", include("campaigns.api.sms_urls")),
     path("bulk-email/", include("campaigns.api.bulk_email_urls")),
     path("tasks/", include("inboxerr.tasks_api")),

@@ -77,8 +77,10 @@ def test_worker_killed_mid_dispatch_every_message_sent_none_twice(owner, gateway
     settings.SMS_BACKEND, settings.SMS_GATEWAY_URL = "campaigns.channels.sms.HttpGatewayBackend", gateway.url
     campaign = _sms_campaign(owner, 10_000)  # large enough that the kill lands mid-dispatch
     worker = start_cluster()
-    wait_for(lambda: Message.objects.filter(campaign=campaign, status=MessageStatus.SENT).count() >= 300,
-             what="some messages to be sent")
+    # Kill right after seeing a claimed batch in progress (between two batches none is leased).
+    wait_for(lambda: Message.objects.filter(campaign=campaign, status=MessageStatus.SENT).count() >= 300
+             and Message.objects.filter(campaign=campaign, status=MessageStatus.SENDING).exists(),
+             what="some messages sent and a batch in progress")
     kill_group(worker)
     assert Message.objects.filter(campaign=campaign, status=MessageStatus.SENDING).exists()
 
