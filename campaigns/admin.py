@@ -2,13 +2,14 @@
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils.html import escape, format_html
 
-from campaigns import ratelimit, services
+from campaigns import batches, ratelimit, services
 from campaigns.api.serializers import CampaignSerializer
-from campaigns.models import Campaign, Message, MessageTemplate, RateLimit
+from campaigns.models import Campaign, Message, MessageBatch, MessageTemplate, OutboxSwitch, RateLimit
 from inboxerr.admin_tools import EstimatedCountPaginator, OwnedAdmin, admin_actor
 from inboxerr.errors import ServiceError
 
@@ -134,11 +135,16 @@ class CampaignAdmin(OwnedAdmin):
 
 @admin.register(Message)
 class MessageAdmin(OwnedAdmin):
-    owner_path = "campaign__owner"
     list_display = ("id", "recipient", "channel", "status", "attempts", "last_error", "sent_at")
     list_filter = ("status", "channel")
     search_fields = ("=recipient",)
-    raw_id_fields = ("campaign", "subscriber")
+    raw_id_fields = ("campaign", "batch", "subscriber", "template")
+
+    def get_queryset(self, request: HttpRequest):
+        qs = admin.ModelAdmin.get_queryset(self, request)
+        if request.user.is_superuser:
+            return qs
+        return qs.filter(Q(campaign__owner=request.user) | Q(batch__owner=request.user))
     show_full_result_count = False
     paginator = EstimatedCountPaginator
     readonly_fields = [f.name for f in Message._meta.fields]
@@ -176,3 +182,87 @@ class RateLimitAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return request.user.is_superuser
+
+
+@admin.register(MessageBatch)
+class MessageBatchAdmin(OwnedAdmin):
+    """Batches of the batch API in their streams' order; retry re-sends only the failed items."""
+
+    list_display = ("batch_id", "sequence", "owner", "status", "progress_bar", "total_items", "sent_count",
+                    "failed_count", "skipped_count", "created_at", "committed_at", "items_link")
+    list_filter = ("status",)
+    search_fields = ("=batch_id",)
+    list_select_related = ("owner",)
+    readonly_fields = [f.name for f in MessageBatch._meta.fields] + ["progress_bar", "items_link"]
+    actions = ["retry_failed_items"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # batches come through POST /api/v1/batch/process
+
+    def has_change_permission(self, request: HttpRequest, obj: MessageBatch | None = None) -> bool:
+        return False if obj is not None else super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: MessageBatch | None = None) -> bool:
+        return False  # its items are messages: kept until messages are purged
+
+    @admin.display(description="progress")
+    def progress_bar(self, batch: MessageBatch) -> str:
+        done = batch.sent_count + batch.failed_count + batch.skipped_count
+        progress = round(100 * done / batch.total_items) if batch.total_items else 100
+        return format_html('<progress max="100" value="{}"></progress> {}%', progress, progress)
+
+    @admin.display(description="items")
+    def items_link(self, batch: MessageBatch) -> str:
+        url = reverse("admin:campaigns_message_changelist") + f"?batch__id__exact={batch.pk}"
+        return format_html('<a href="{}">items</a>', url)
+
+    @admin.action(description="Retry the failed items of selected failed batches", permissions=["change"])
+    def retry_failed_items(self, request: HttpRequest, queryset: QuerySet[MessageBatch]) -> None:
+        for batch in queryset:
+            try:
+                requeued = batches.batch_retry(actor=admin_actor(request), batch=batch)
+            except ServiceError as exc:
+                self.report(request, exc)
+                continue
+            self.message_user(request, f"Batch {batch.batch_id}: {requeued} failed items requeued.")
+
+
+@admin.register(OutboxSwitch)
+class OutboxSwitchAdmin(admin.ModelAdmin):
+    """The batch publisher's switch (every owner's streams): start and stop are actions."""
+
+    list_display = ("__str__", "enabled", "changed_at", "changed_by")
+    readonly_fields = ("enabled", "changed_at", "changed_by")
+    actions = ["start_publisher", "stop_publisher"]
+
+    def get_queryset(self, request: HttpRequest):
+        batches.outbox_switch()  # the row exists from the first look
+        return super().get_queryset(request)
+
+    def _controls(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("campaigns.control_outbox")
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self._controls(request)
+
+    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
+        return self._controls(request)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return obj is None and self._controls(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    @admin.action(description="Start the batch publisher", permissions=["change"])
+    def start_publisher(self, request: HttpRequest, queryset) -> None:
+        batches.outbox_set(actor=admin_actor(request), enabled=True)
+        self.message_user(request, "Batch publisher started.")
+
+    @admin.action(description="Stop the batch publisher (workers stop within seconds)", permissions=["change"])
+    def stop_publisher(self, request: HttpRequest, queryset) -> None:
+        batches.outbox_set(actor=admin_actor(request), enabled=False)
+        self.message_user(request, "Batch publisher stopped; unsent items stay pending.")

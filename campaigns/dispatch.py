@@ -277,7 +277,7 @@ class ChannelRun:
             for index, message in enumerate(messages):
                 if self.halt is not None and self.halt():
                     self._flush()
-                    self._hand_back(messages[index:], "the outbox publisher stopped", wait_seconds=0)
+                    self._hand_back(messages[index:], "", wait_seconds=0)
                     break
                 try:
                     self._take_token(remaining=len(messages) - index)
@@ -301,7 +301,8 @@ class ChannelRun:
 
     def _send_one(self, message: Claimed, backend) -> None:
         if not self._mark(message):
-            return  # our lease expired and the message went back to the queue
+            self.held = self.ordered  # our lease expired: in order, nothing after it goes first
+            return  # the message went back to the queue
         try:
             outgoing = self.renderer.render(message, self.subscribers.get(message.subscriber_id))
         except Exception as exc:  # a template or data problem: retrying cannot fix it

@@ -28,6 +28,7 @@ from audit.services import audit_record
 from campaigns.batches import FAILED_STATUSES, outbox_enabled
 from campaigns.dispatch import ChannelRun, Claimed, Renderer, THROTTLED, _fast_commits, requeue_expired_leases
 from campaigns.models import BatchStatus, BatchStream, Message, MessageBatch, MessageStatus
+from campaigns.ratelimit import rate_limit_of
 from inboxerr.actors import Actor
 from inboxerr.metrics import counter_add, histogram_observe
 from inboxerr.webhooks.events import WebhookEvent
@@ -70,6 +71,7 @@ class StreamLease:
 
     def __init__(self, owner_id: int, token: str):
         self.owner_id, self.token, self.renewed = owner_id, token, time.monotonic()
+        self.lost = False  # once another run has the stream, it stays lost to this one
 
     @staticmethod
     def seconds() -> int:
@@ -92,11 +94,13 @@ class StreamLease:
 
     def keep(self) -> bool:
         """Renew the lease when a third of it has passed; False if another run took the stream."""
+        if self.lost:
+            return False
         if time.monotonic() - self.renewed < self.seconds() / 3:
             return True
         until = timezone.now() + timedelta(seconds=self.seconds())
         kept = BatchStream.objects.filter(pk=self.owner_id, lease_token=self.token).update(leased_until=until)
-        self.renewed = time.monotonic()
+        self.renewed, self.lost = time.monotonic(), not kept
         return bool(kept)
 
     def release(self) -> None:
@@ -132,13 +136,14 @@ def claim_items(batch: MessageBatch, token: str) -> list[Claimed] | float | None
     if not rows:
         return None
     ids = []
-    for message_id, status, channel, due in rows:
+    for message_id, status, channel, due in rows[:_claimable(rows[0][2])]:
         if status == MessageStatus.SENDING or channel != rows[0][2] or (due is not None and due > now):
             break
         ids.append(message_id)
     if not ids:
         _, status, _, due = rows[0]
-        if status == MessageStatus.SENDING:  # still leased by a run that lost the stream
+        if status == MessageStatus.SENDING:  # left by a run that lost the stream: back once its lease ends
+            requeue_expired_leases(batch_id=batch.pk)
             return settings.OUTBOX_POLL_INTERVAL_SECONDS
         return max((due - now).total_seconds(), 0.01)
     with transaction.atomic():
@@ -151,6 +156,15 @@ def claim_items(batch: MessageBatch, token: str) -> list[Claimed] | float | None
             "batch_id", "template_id", "subject", "content",
         )
         return [Claimed(*row) for row in rows]
+
+
+def _claimable(channel: str) -> int:
+    """Items to claim at once: no more than the channel's rate limit lets through in half a lease,
+    so a slow channel never sees its claimed items' leases run out before their turn."""
+    limit = rate_limit_of(channel)
+    if limit is None or limit[0] <= 0:
+        return settings.OUTBOX_BATCH_SIZE
+    return max(1, min(settings.OUTBOX_BATCH_SIZE, int(limit[0] * settings.DISPATCH_LEASE_SECONDS / 2)))
 
 
 def apply_batch_outcomes(batch: MessageBatch, channel: str, outcomes: Counter) -> int:
@@ -218,7 +232,7 @@ class StreamRun:
             batch = head_batch(self.lease.owner_id)
             if batch is None:
                 break
-            if batch.pk not in self.begun:
+            if batch.pk not in self.begun or batch.status == BatchStatus.PENDING:  # new, or retried meanwhile
                 batch_begin(batch)
                 self.begun.add(batch.pk)
             loop_started = time.monotonic()

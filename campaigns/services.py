@@ -13,7 +13,9 @@ from django_q.tasks import async_task
 from audit.services import audit_record
 from campaigns.channels.base import OutgoingMessage, SendError
 from campaigns.channels.registry import backend_for
-from campaigns.models import Campaign, CampaignStatus, DispatchSlot, Message, MessageStatus, MessageTemplate
+from campaigns.models import (
+    BatchStatus, Campaign, CampaignStatus, DispatchSlot, Message, MessageBatch, MessageStatus, MessageTemplate,
+)
 from campaigns.rendering import TemplateError, compile_parts, missing_variables, recipient_context, template_variables
 from campaigns.unsubscribe import unsubscribe_headers, unsubscribe_url
 from imports.models import ImportJob
@@ -91,6 +93,11 @@ def template_update(*, actor: Actor, template: MessageTemplate, data: dict) -> M
 def template_delete(*, actor: Actor, template: MessageTemplate) -> None:
     if Campaign.objects.filter(template=template).exists():
         raise Conflict(f"Template '{template.name}' is used by campaigns; deactivate it instead", field="template_id")
+    open_batches = MessageBatch.objects.filter(owner_id=template.owner_id,
+                                               status__in=[BatchStatus.PENDING, BatchStatus.PROCESSING])
+    if Message.objects.filter(batch__in=open_batches, template=template,
+                              status__in=[MessageStatus.QUEUED, MessageStatus.SENDING]).exists():
+        raise Conflict(f"Template '{template.name}' is used by batch items not sent yet", field="template_id")
     before, pk, owner_id = _template_snapshot(template), template.pk, template.owner_id
     template.delete()
     audit_record(
@@ -603,15 +610,20 @@ def _sms_cost(campaign: Campaign, audience, sample: int = 200) -> dict:
 
 @transaction.atomic
 def messages_purge(*, actor: Actor, older_than_days: int) -> int:
-    """Delete messages of campaigns that finished before the cutoff; their counters stay."""
+    """Delete messages of campaigns, and items of batches, that finished before the cutoff; their
+    counters stay (a purged failed batch can no longer be retried)."""
     cutoff = timezone.now() - timedelta(days=older_than_days)
     finished = Campaign.objects.filter(
         status__in=[CampaignStatus.COMPLETED, CampaignStatus.CANCELLED, CampaignStatus.FAILED], finished_at__lt=cutoff
     ).values("pk")
     deleted, _ = Message.objects.filter(campaign_id__in=finished).delete()
+    finished_batches = MessageBatch.objects.filter(
+        status__in=[BatchStatus.COMMITTED, BatchStatus.FAILED], finished_at__lt=cutoff).values("pk")
+    items, _ = Message.objects.filter(batch_id__in=finished_batches).delete()
+    deleted += items
     audit_record(
         actor=actor, action="delete", entity_type="message",
-        user_action=f"Purged {deleted:,} messages of campaigns finished more than {older_than_days} days ago",
+        user_action=f"Purged {deleted:,} messages of campaigns and batches finished more than {older_than_days} days ago",
         metadata={"deleted": deleted, "cutoff": cutoff.isoformat()},
     )
     return deleted

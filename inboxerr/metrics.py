@@ -20,6 +20,8 @@ COUNTERS = {
     "messages_failed": "Messages that failed for good, by channel and reason.",
     "ratelimit_wait_seconds": "Seconds dispatchers waited for rate-limit tokens, by channel.",
     "webhook_deliveries": "Webhook delivery attempts by outcome.",
+    "batch_items_sent": "Batch API items sent by the ordered publisher, by channel.",
+    "batches_finished": "Batches the ordered publisher finished, by status (committed or failed).",
 }
 HISTOGRAMS = {"dispatcher_loop_duration_seconds": "Time of one dispatcher batch: claim, send, record."}
 
@@ -84,7 +86,7 @@ class DatabaseCollector:
 
 
 def _state_gauges():
-    from campaigns.models import Campaign, Message
+    from campaigns.models import Campaign, Message, MessageBatch, OutboxSwitch
     from imports.models import ImportJob
 
     messages = GaugeMetricFamily("messages", "Messages by status (queue depth: queued and sending).", labels=["status"])
@@ -96,7 +98,12 @@ def _state_gauges():
         jobs.add_metric(["import", status], count)
     for kind, status, count in Campaign.objects.values_list("kind", "status").annotate(n=Count("pk")).values_list("kind", "status", "n"):
         jobs.add_metric([kind, status], count)
+    for status, count in MessageBatch.objects.values_list("status").annotate(n=Count("pk")).values_list("status", "n"):
+        jobs.add_metric(["batch", status], count)
     yield jobs
+    switch = OutboxSwitch.objects.filter(pk=1).values_list("enabled", flat=True).first()
+    running = settings.ENABLE_OUTBOX_PROCESSOR if switch is None else switch
+    yield GaugeMetricFamily("outbox_running", "1 while the batch publisher's switch is on, else 0.", value=int(running))
 
 
 def _allowed(request: HttpRequest) -> bool:

@@ -23,6 +23,8 @@ class StrictJSONParser(JSONParser):
         try:
             return json.loads(stream.read().decode(encoding), object_pairs_hook=_no_duplicate_keys,
                               parse_constant=_refuse_constant)
+        except RecursionError:  # the json module gives up on deep nesting with RecursionError
+            raise ParseError("JSON parse error: the body is nested too deeply") from None
         except UnicodeDecodeError:
             raise ParseError(f"JSON parse error: the body is not valid {encoding}") from None
         except ValueError as exc:

@@ -16,7 +16,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from inboxerr.errors import NotFound
 from inboxerr.tracker import task_get
 
-FINISHED = {"completed", "partially_completed", "failed", "cancelled"}
+FINISHED = {"completed", "partially_completed", "failed", "cancelled", "committed"}
 # WebSocket close codes (4000-4999 are the application's): what a 401/403/404 would have said.
 CLOSE_UNAUTHENTICATED, CLOSE_FORBIDDEN, CLOSE_NOT_FOUND = 4401, 4403, 4404
 

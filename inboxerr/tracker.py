@@ -2,21 +2,28 @@
 with its 202 (an import, a campaign start, a bulk email job) is looked up wherever it lives and
 described the same way: kind, status, progress, result, error, links."""
 
+import re
 import uuid
 from dataclasses import dataclass
 
 from campaigns import bulk_email
-from campaigns.models import Campaign, CampaignKind, CampaignStatus
+from campaigns.models import Campaign, CampaignKind, CampaignStatus, MessageBatch
+from campaigns.selectors import batches_for_user
 from imports.models import ImportJob
 from imports.selectors import jobs_for_user
 from imports.services import job_display_status
 from inboxerr.errors import NotFound
 
 
+# A batch of the batch API is tracked by its 16-hex batch_id; every other job by its UUID.
+_BATCH_ID = re.compile(r"[0-9a-f]{16}")
+
+
 class TaskKind:
     IMPORT = "import"
     CAMPAIGN = "campaign"
     BULK_EMAIL = "bulk_email"
+    BATCH = "batch"
 
 
 # The model permission a caller needs to read each kind of task.
@@ -24,6 +31,7 @@ TASK_PERMISSIONS = {
     TaskKind.IMPORT: "imports.view_importjob",
     TaskKind.CAMPAIGN: "campaigns.view_campaign",
     TaskKind.BULK_EMAIL: "campaigns.view_campaign",
+    TaskKind.BATCH: "campaigns.view_messagebatch",
 }
 
 
@@ -40,6 +48,11 @@ class Task:
 def task_get(*, user, task_id: object) -> Task:
     """The caller's task with this id, whatever kind it is; NotFound for an unknown id or one
     that belongs to someone else (the same answer, so ids cannot be probed)."""
+    if _BATCH_ID.fullmatch(str(task_id)):
+        batch = batches_for_user(user).filter(batch_id=str(task_id)).first()
+        if batch is not None:
+            return Task(TaskKind.BATCH, _batch_task(batch))
+        raise NotFound(f"Task '{task_id}' not found")
     try:
         pk = uuid.UUID(str(task_id))
     except ValueError:
@@ -104,4 +117,18 @@ def _bulk_email_task(job: Campaign) -> dict:
         result={**figures, "skipped": job.skipped_count},
         error=bulk_email.job_error_message(job, status), created_at=job.created_at, updated_at=job.updated_at,
         links={"detail": f"/api/v1/bulk-email/job-status/{job.pk}", "cancel": f"/api/v1/bulk-email/jobs/{job.pk}/cancel"},
+    )
+
+
+def _batch_task(batch: MessageBatch) -> dict:
+    done = batch.sent_count + batch.failed_count + batch.skipped_count
+    base = f"/api/v1/outbox/batch/{batch.batch_id}"
+    return _entry(
+        batch.batch_id, TaskKind.BATCH, status=batch.status,
+        progress=round(100.0 * done / batch.total_items, 1) if batch.total_items else 100.0,
+        result={"batch_sequence": batch.sequence, "total_items": batch.total_items, "sent": batch.sent_count,
+                "failed": batch.failed_count, "skipped": batch.skipped_count,
+                "unsent": max(0, batch.total_items - done)},
+        error=batch.status_reason, created_at=batch.created_at, updated_at=batch.updated_at,
+        links={"detail": f"{base}/status", "items": f"{base}/items"},
     )

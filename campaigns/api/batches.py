@@ -55,7 +55,8 @@ class BatchItemInputSerializer(serializers.Serializer):
     recipient = serializers.CharField(max_length=254, help_text="Email address or phone number (E.164 or national).")
     template_id = serializers.IntegerField(required=False, help_text="One of your active templates of this channel.")
     variables = serializers.DictField(required=False, help_text="Merge field values for the template or content.")
-    content = serializers.CharField(required=False, help_text="The message itself (merge fields allowed), instead of a template.")
+    content = serializers.CharField(required=False, max_length=batches.CONTENT_MAX_CHARS,
+                                    help_text="The message itself (merge fields allowed), instead of a template.")
     subject = serializers.CharField(max_length=500, required=False, help_text="Email only; required with content.")
 
 
@@ -202,7 +203,10 @@ class BatchProcessView(BatchAPIView):
         """Store a batch of message requests (a JSON array, or an object with an `items` array) in
         one transaction; the publisher sends them in order after the batches you sent before.
         Any invalid item: 400 naming each bad item by index, nothing stored."""
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            raise InvalidInput("body: the Content-Length header is not a number", field="body") from None
         if length > settings.BATCH_MAX_BYTES:
             raise PayloadTooLarge(f"body: {length:,} bytes is more than BATCH_MAX_BYTES ({settings.BATCH_MAX_BYTES:,})",
                                   field="body")

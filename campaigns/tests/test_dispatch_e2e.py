@@ -60,8 +60,10 @@ def test_ten_thousand_messages_two_workers_each_delivered_exactly_once(owner, sm
 def test_worker_killed_mid_dispatch_loses_nothing_and_sends_nothing_twice(owner, smtp_server, start_cluster, settings):
     campaign = _campaign_for(owner, 3_000)
     cluster = start_cluster(workers=1)
-    wait_for(lambda: Message.objects.filter(campaign=campaign, status=MessageStatus.SENT).count() >= 300,
-              what="some messages to be sent")
+    # Kill right after seeing a claimed batch in progress (between two batches none is leased).
+    wait_for(lambda: Message.objects.filter(campaign=campaign, status=MessageStatus.SENT).count() >= 300
+             and Message.objects.filter(campaign=campaign, status=MessageStatus.SENDING).exists(),
+             what="some messages sent and a batch in progress")
     kill_group(cluster)
     before = Counter(Message.objects.filter(campaign=campaign).values_list("status", flat=True))
     assert before[MessageStatus.SENDING] > 0  # the killed worker held a leased batch

@@ -36,6 +36,16 @@ def _call(url: str, *, token: str | None = None, body: dict | None = None) -> tu
         return exc.code, json.loads(exc.read() or b"{}")
 
 
+def _poll(url: str, token: str, *, until: str, seconds: float = 90) -> dict:
+    """GET url until its body's status is `until` (or the time is up); the last body."""
+    deadline = time.monotonic() + seconds
+    while True:
+        _, body = _call(url, token=token)
+        if body.get("status") == until or time.monotonic() > deadline:
+            return body
+        time.sleep(0.5)
+
+
 @pytest.fixture
 def sqlite_env(tmp_path) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
@@ -110,14 +120,21 @@ def test_embedded_default_runs_web_and_worker_on_sqlite(sqlite_env):
         assert status == 201, campaign
         status, started = _call(f"{base}/api/v1/campaigns/{campaign['id']}/start", token=token, body={})
         assert status == 202, started
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            status, campaign = _call(f"{base}/api/v1/campaigns/{campaign['id']}", token=token)
-            if campaign["status"] == "completed":
-                break
-            time.sleep(0.5)
+        campaign = _poll(f"{base}/api/v1/campaigns/{campaign['id']}", token, until="completed")
         assert campaign["status"] == "completed", campaign
         assert campaign["counts"]["sent"] == 1
+
+        # A batch of the batch API on SQLite: stored, published in order by the worker, committed.
+        status, stored = _call(f"{base}/api/v1/batch/process", token=token, body={"items": [
+            {"request_id": str(i), "channel": "sms", "recipient": f"+1415555010{i}", "content": "Code {{ c }}",
+             "variables": {"c": i}} for i in range(3)
+        ]})
+        assert status == 200 and stored["status"] == "success", stored
+        batch_url = f"{base}/api/v1/outbox/batch/{stored['data']['batch_id']}"
+        batch = _poll(f"{batch_url}/status", token, until="committed")
+        assert batch["status"] == "committed", batch
+        status, items = _call(f"{batch_url}/items", token=token)
+        assert [(i["request_id"], i["sent"]) for i in items["results"]] == [("0", True), ("1", True), ("2", True)]
     finally:
         for proc in procs:
             proc.terminate()
