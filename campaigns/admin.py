@@ -127,6 +127,11 @@ class CampaignAdmin(OwnedAdmin):
                 continue
             self.message_user(request, f"{campaign.name}: test sent to {result['recipient']}.")
 
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None):
+        campaign = self.get_object(request, object_id)
+        progress = CampaignSerializer().get_progress(campaign) if campaign else 0
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), "live_progress": progress})
+
     @admin.display(description="progress")
     def progress_bar(self, campaign: Campaign) -> str:
         progress = CampaignSerializer().get_progress(campaign)
@@ -205,10 +210,19 @@ class MessageBatchAdmin(OwnedAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: MessageBatch | None = None) -> bool:
         return False  # its items are messages: kept until messages are purged
 
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None):
+        batch = self.get_object(request, object_id)
+        progress = self._progress(batch) if batch else 0
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), "live_progress": progress})
+
+    @staticmethod
+    def _progress(batch: MessageBatch) -> int:
+        done = batch.sent_count + batch.failed_count + batch.skipped_count
+        return round(100 * done / batch.total_items) if batch.total_items else 100
+
     @admin.display(description="progress")
     def progress_bar(self, batch: MessageBatch) -> str:
-        done = batch.sent_count + batch.failed_count + batch.skipped_count
-        progress = round(100 * done / batch.total_items) if batch.total_items else 100
+        progress = self._progress(batch)
         return format_html('<progress max="100" value="{}"></progress> {}%', progress, progress)
 
     @admin.display(description="items")

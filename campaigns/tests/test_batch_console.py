@@ -201,3 +201,15 @@ def test_a_template_used_by_unsent_batch_items_cannot_be_deleted(owner):
     MessageBatch.objects.filter(pk=batch.pk).update(status=BatchStatus.COMMITTED)
     services.template_delete(actor=actor, template=template)
     assert not MessageTemplate.objects.filter(pk=template.pk).exists()
+
+
+@pytest.mark.django_db
+def test_the_batch_and_campaign_pages_follow_their_job_live(owner):
+    from campaigns.models import Campaign
+
+    batch = _ingest(owner)
+    page = _login(owner).get(f"{BATCHES}{batch.pk}/change/").content.decode()
+    assert f"/ws/jobs/{batch.batch_id}/" in page and f'data-url="/api/v1/tasks/{batch.batch_id}"' in page
+    campaign = Campaign.objects.create(owner=owner, name="Live", channel="sms", message_content="Hi", status="running")
+    page = _login(owner).get(f"/admin/campaigns/campaign/{campaign.pk}/change/").content.decode()
+    assert f"/ws/jobs/{campaign.pk}/" in page
