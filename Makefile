@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install bench-subscribers clean
+.PHONY: run test install bench-subscribers bench-batches clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ test: install
 
 bench-subscribers: install
 	$(PY) bench/subscribers.py
+
+bench-batches: install
+	$(PY) bench/batches.py
 
 clean:
 	rm -rf $(VENV) var inboxerr.sqlite3*

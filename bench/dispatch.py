@@ -234,7 +234,7 @@ def main() -> None:
     print(f"fan-out: {campaign.total_count:,} messages ({campaign.skipped_count:,} skipped) in {fan_out:.1f} s "
           f"(target < 15 s)")
     services.campaign_cancel(actor=__import__("inboxerr.actors").actors.Actor.system("command"), campaign=campaign)
-    psql("DELETE FROM django_q_ormq", DB_NAME)
+    psql("DELETE FROM django_q_ormq; DELETE FROM campaigns_dispatchslot", DB_NAME)
 
     receiver = SmtpReceiver().start()
     try:
@@ -248,7 +248,7 @@ def main() -> None:
             print(f"SMTP, {workers} worker(s): {result['sent']:,} sent in {result['elapsed_s']} s = {result['per_second']:,}/s "
                   f"(steady {measured_rate(result['campaign']):,.0f}/s); received {received:,}, duplicates {duplicates}; "
                   f"{result['per_second'] / baseline:.2f} x the protocol baseline")
-            psql("DELETE FROM django_q_ormq", DB_NAME)
+            psql("DELETE FROM django_q_ormq; DELETE FROM campaigns_dispatchslot", DB_NAME)
 
         # Rate limiter accuracy: 200/s shared by two worker processes.
         RateLimit.objects.update_or_create(name="email", defaults={"rate": 200, "burst": 10, "enabled": True, "tokens": 0})
@@ -283,7 +283,7 @@ def main() -> None:
             print(f"HTTP gateway, {workers} worker(s): {result['sent']:,} sent in {result['elapsed_s']} s = "
                   f"{result['per_second']:,}/s (steady {measured_rate(result['campaign']):,.0f}/s); duplicates {duplicates}")
             gateway.reset() if hasattr(gateway, "reset") else None
-            psql("DELETE FROM django_q_ormq", DB_NAME)
+            psql("DELETE FROM django_q_ormq; DELETE FROM campaigns_dispatchslot", DB_NAME)
     finally:
         gateway.stop()
 

@@ -229,14 +229,20 @@ class Message(models.Model):
 
     class Meta:
         indexes = [
-            # The claim: the oldest queued messages first (see DESIGN.md, "Claims").
-            models.Index(fields=["id"], name="message_queued", condition=models.Q(status="queued")),
+            # The claim: the oldest queued campaign messages first (see DESIGN.md, "Claims"); batch
+            # items waiting in their stream stay out of it (a 100k batch slowed a claim 200-fold).
+            models.Index(fields=["id"], name="message_queued",
+                         condition=models.Q(status="queued", campaign__isnull=False)),
             # Expired leases, found by the sweeper.
             models.Index(fields=["leased_until"], name="message_leased", condition=models.Q(status="sending")),
             models.Index(fields=["campaign", "status"], name="message_campaign_status"),
             # A batch's items in item order (the ordered publisher, the items API).
             models.Index(fields=["batch", "sequence"], name="message_batch_sequence",
                          condition=models.Q(batch__isnull=False)),
+            # The publisher's claim: a batch's unsent items (without it each claim walks past
+            # every item already sent: 9 ms at the start of a 100k batch, 45 ms two thirds in).
+            models.Index(fields=["batch", "sequence"], name="message_batch_unsent",
+                         condition=models.Q(batch__isnull=False, status__in=["queued", "sending"])),
         ]
 
     def __str__(self) -> str:
