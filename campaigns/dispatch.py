@@ -59,6 +59,7 @@ class Claimed:
     template_id: int | None = None
     subject: str | None = None
     content: str | None = None
+    sequence: int = 0
 
 
 def backoff_seconds(attempt: int, retry_after: float | None = None) -> float:

@@ -125,12 +125,14 @@ def batch_begin(batch: MessageBatch) -> None:
     requeue_expired_leases(batch_id=batch.pk)  # items a dead worker left in flight
 
 
-def claim_items(batch: MessageBatch, token: str) -> list[Claimed] | float | None:
+def claim_items(batch: MessageBatch, token: str, start: int = 0) -> list[Claimed] | float | None:
     """The next items to send, in order: the first unsent ones that are due, all of one channel.
-    None when nothing is left to send; seconds to wait when the first unsent item is not due."""
+    None when nothing is left to send; seconds to wait when the first unsent item is not due.
+    `start`: an item_sequence before which every item is known to be done (the run's cursor), so
+    a claim deep into a large batch does not walk past every item already sent."""
     now = timezone.now()
     rows = list(
-        Message.objects.filter(batch=batch, status__in=UNSENT).order_by("sequence")
+        Message.objects.filter(batch=batch, sequence__gte=start, status__in=UNSENT).order_by("sequence")
         .values_list("id", "status", "channel", "next_attempt_at")[:settings.OUTBOX_BATCH_SIZE]
     )
     if not rows:
@@ -153,7 +155,7 @@ def claim_items(batch: MessageBatch, token: str) -> list[Claimed] | float | None
         )
         rows = Message.objects.filter(pk__in=ids, lease_token=token).order_by("sequence").values_list(
             "id", "uid", "campaign_id", "subscriber_id", "channel", "recipient", "variables", "attempts",
-            "batch_id", "template_id", "subject", "content",
+            "batch_id", "template_id", "subject", "content", "sequence",
         )
         return [Claimed(*row) for row in rows]
 
@@ -221,6 +223,7 @@ class StreamRun:
     def __init__(self, lease: StreamLease, renderer: Renderer, switch: Switch, deadline: float):
         self.lease, self.renderer, self.switch, self.deadline = lease, renderer, switch, deadline
         self.begun: set[int] = set()
+        self.cursor: dict[int, int] = {}  # per batch: every item before this sequence is done
         self.waiting = False  # stopped because its head item is not due before the deadline
 
     def halted(self) -> bool:
@@ -235,10 +238,12 @@ class StreamRun:
             if batch.pk not in self.begun or batch.status == BatchStatus.PENDING:  # new, or retried meanwhile
                 batch_begin(batch)
                 self.begun.add(batch.pk)
+                self.cursor[batch.pk] = 0
             loop_started = time.monotonic()
-            items = claim_items(batch, self.lease.token)
+            items = claim_items(batch, self.lease.token, self.cursor[batch.pk])
             if items is None:
-                batch_finish(batch)
+                if batch_finish(batch) is None:
+                    self.cursor[batch.pk] = 0  # not finished after all: look at the whole batch again
                 continue
             if isinstance(items, float):
                 if time.monotonic() + items > self.deadline:
@@ -248,6 +253,7 @@ class StreamRun:
                 continue
             if not items:
                 continue  # another run requeued or took them meanwhile
+            self.cursor[batch.pk] = items[0].sequence
             outcomes: Counter = Counter()
             channel = items[0].channel
             ChannelRun(channel, self.lease.token, self.renderer, {}, outcomes, ordered=True, halt=self.halted).run(items)

@@ -19,8 +19,4 @@ class Migration(migrations.Migration):
             model_name='message',
             index=models.Index(condition=models.Q(('campaign__isnull', False), ('status', 'queued')), fields=['id'], name='message_queued'),
         ),
-        migrations.AddIndex(
-            model_name='message',
-            index=models.Index(condition=models.Q(('batch__isnull', False), ('status__in', ['queued', 'sending'])), fields=['batch', 'sequence'], name='message_batch_unsent'),
-        ),
     ]
