@@ -19,7 +19,6 @@ import os
 import platform
 import signal
 import smtplib
-import socket
 import subprocess
 import sys
 import threading
@@ -27,6 +26,7 @@ import time
 from collections import Counter
 from email.message import EmailMessage
 from pathlib import Path
+from procinfo import free_port  # bench/ is on sys.path when a script runs
 
 ROOT = Path(__file__).resolve().parents[1]
 DB_NAME = "inboxerr_bench_dispatch"
@@ -37,12 +37,6 @@ sys.path.insert(0, str(ROOT))
 def psql(sql: str, db: str = "postgres") -> str:
     return subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", db, "-Atqc", sql],
                           check=True, capture_output=True, text=True).stdout.strip()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class SmtpReceiver:

@@ -18,13 +18,13 @@ import os
 import platform
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
 import unicodedata
 import uuid
 from pathlib import Path
+from procinfo import free_port, group_pids, rss_kb  # bench/ is on sys.path when a script runs
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "bench" / "data"
@@ -82,34 +82,6 @@ def env() -> dict:
          "Q_WORKERS": "1", "PYTHONUNBUFFERED": "1", "DEBUG": "false"}
     e.pop("REDIS_URL", None)
     return e
-
-
-def rss_kb(pid: int, field: str = "VmRSS") -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except (FileNotFoundError, ProcessLookupError):
-        pass
-    return 0
-
-
-def group_pids(pgid: int) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if os.getpgid(int(entry.name)) == pgid:
-                    pids.append(int(entry.name))
-            except (ProcessLookupError, PermissionError):
-                continue
-    return pids
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def upload(port: int, token: str, path: Path, list_name: str, force: bool, web_pid: int) -> tuple[dict, float, int]:
