@@ -212,18 +212,12 @@ class MessageBatchAdmin(OwnedAdmin):
 
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None):
         batch = self.get_object(request, object_id)
-        progress = self._progress(batch) if batch else 0
+        progress = batch.progress if batch else 0
         return super().change_view(request, object_id, form_url, {**(extra_context or {}), "live_progress": progress})
-
-    @staticmethod
-    def _progress(batch: MessageBatch) -> int:
-        done = batch.sent_count + batch.failed_count + batch.skipped_count
-        return round(100 * done / batch.total_items) if batch.total_items else 100
 
     @admin.display(description="progress")
     def progress_bar(self, batch: MessageBatch) -> str:
-        progress = self._progress(batch)
-        return format_html('<progress max="100" value="{}"></progress> {}%', progress, progress)
+        return format_html('<progress max="100" value="{}"></progress> {}%', batch.progress, batch.progress)
 
     @admin.display(description="items")
     def items_link(self, batch: MessageBatch) -> str:

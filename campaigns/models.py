@@ -114,6 +114,12 @@ class BatchStatus(models.TextChoices):
     FAILED = "failed", "Failed"  # every item tried, at least one failed for good
 
 
+# Batches still to send, and the order a stream sends them in: the one already processing first
+# ('processing' sorts after 'pending', hence descending), then by batch_sequence.
+OPEN_BATCH_STATUSES = (BatchStatus.PENDING, BatchStatus.PROCESSING)
+BATCH_SENDING_ORDER = (models.F("status").desc(), "sequence")
+
+
 class MessageBatch(models.Model):
     """A batch from the batch API (seed 003): its items are messages sent strictly in order, the
     owner's batches one after another by `sequence`; a batch is committed once all are sent."""
@@ -145,6 +151,17 @@ class MessageBatch(models.Model):
 
     def __str__(self) -> str:
         return f"batch {self.batch_id} (#{self.sequence}, {self.status})"
+
+    @property
+    def unsent_count(self) -> int:
+        return max(0, self.total_items - self.sent_count - self.failed_count - self.skipped_count)
+
+    @property
+    def progress(self) -> float:
+        """Share of the items with an outcome (sent, failed for good, or skipped), in percent."""
+        if not self.total_items:
+            return 100.0
+        return round(100.0 * (self.total_items - self.unsent_count) / self.total_items, 1)
 
     def event_payload(self) -> dict:
         return {

@@ -27,7 +27,9 @@ from django_q.tasks import async_task
 from audit.services import audit_record
 from campaigns.batches import FAILED_STATUSES, outbox_enabled
 from campaigns.dispatch import ChannelRun, Claimed, Renderer, THROTTLED, _fast_commits, requeue_expired_leases
-from campaigns.models import BatchStatus, BatchStream, Message, MessageBatch, MessageStatus
+from campaigns.models import (
+    BATCH_SENDING_ORDER, OPEN_BATCH_STATUSES, BatchStatus, BatchStream, Message, MessageBatch, MessageStatus,
+)
 from campaigns.ratelimit import rate_limit_of
 from inboxerr.actors import Actor
 from inboxerr.metrics import counter_add, histogram_observe
@@ -35,7 +37,7 @@ from inboxerr.webhooks.events import WebhookEvent
 from inboxerr.webhooks.services import event_emit
 
 logger = logging.getLogger("inboxerr.outbox")
-OPEN = (BatchStatus.PENDING, BatchStatus.PROCESSING)
+OPEN = OPEN_BATCH_STATUSES
 UNSENT = (MessageStatus.QUEUED, MessageStatus.SENDING)
 
 
@@ -110,9 +112,7 @@ class StreamLease:
 def head_batch(owner_id: int) -> MessageBatch | None:
     """The batch a stream sends now: the one already processing, else its oldest pending one."""
     return (
-        MessageBatch.objects.filter(owner_id=owner_id, status__in=OPEN)
-        .order_by(F("status").desc(), "sequence")  # 'processing' sorts before 'pending'
-        .first()
+        MessageBatch.objects.filter(owner_id=owner_id, status__in=OPEN).order_by(*BATCH_SENDING_ORDER).first()
     )
 
 

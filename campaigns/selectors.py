@@ -1,7 +1,11 @@
 from django.core.exceptions import ValidationError
-from django.db.models import F, QuerySet
+from django.db.models import Count, F, QuerySet, Sum
+from django.utils import timezone
 
-from campaigns.models import BatchStatus, Campaign, CampaignKind, MessageBatch, MessageTemplate
+from campaigns.models import (
+    BATCH_SENDING_ORDER, OPEN_BATCH_STATUSES, BatchStatus, BatchStream, Campaign, CampaignKind, MessageBatch,
+    MessageTemplate,
+)
 from inboxerr.errors import NotFound
 
 
@@ -37,8 +41,26 @@ def batch_get(*, user, batch_id: str) -> MessageBatch:
     return batch
 
 
+def outbox_overview(user) -> dict:
+    """The user's batches by status, their unsent items, the batches being sent now, and how many
+    of the user's streams (all, for a superuser) a publisher holds at this moment."""
+    mine = batches_for_user(user)
+    counts = {status: 0 for status in BatchStatus.values}
+    counts.update(dict(mine.values_list("status").annotate(n=Count("pk")).values_list("status", "n")))
+    unsent = mine.filter(status__in=OPEN_BATCH_STATUSES).aggregate(
+        n=Sum(F("total_items") - F("sent_count") - F("failed_count") - F("skipped_count")))["n"]
+    streams = BatchStream.objects.filter(leased_until__gt=timezone.now())
+    if not user.is_superuser:
+        streams = streams.filter(owner=user)
+    return {
+        "batches": counts,
+        "items_unsent": max(unsent or 0, 0),
+        "current_batches": list(mine.filter(status=BatchStatus.PROCESSING).select_related("owner").order_by("owner_id")),
+        "active_publishers": streams.count(),
+    }
+
+
 def pending_batches(user) -> QuerySet[MessageBatch]:
     """Open batches in the order the publisher takes them: per owner, the one processing first,
     then by batch_sequence."""
-    return batches_for_user(user).filter(status__in=[BatchStatus.PENDING, BatchStatus.PROCESSING]).order_by(
-        "owner_id", F("status").desc(), "sequence")
+    return batches_for_user(user).filter(status__in=OPEN_BATCH_STATUSES).order_by("owner_id", *BATCH_SENDING_ORDER)

@@ -14,7 +14,8 @@ from audit.services import audit_record
 from campaigns.channels.base import OutgoingMessage, SendError
 from campaigns.channels.registry import backend_for
 from campaigns.models import (
-    BatchStatus, Campaign, CampaignStatus, DispatchSlot, Message, MessageBatch, MessageStatus, MessageTemplate,
+    OPEN_BATCH_STATUSES, BatchStatus, Campaign, CampaignStatus, DispatchSlot, Message, MessageBatch, MessageStatus,
+    MessageTemplate,
 )
 from campaigns.rendering import TemplateError, compile_parts, missing_variables, recipient_context, template_variables
 from campaigns.unsubscribe import unsubscribe_headers, unsubscribe_url
@@ -93,8 +94,7 @@ def template_update(*, actor: Actor, template: MessageTemplate, data: dict) -> M
 def template_delete(*, actor: Actor, template: MessageTemplate) -> None:
     if Campaign.objects.filter(template=template).exists():
         raise Conflict(f"Template '{template.name}' is used by campaigns; deactivate it instead", field="template_id")
-    open_batches = MessageBatch.objects.filter(owner_id=template.owner_id,
-                                               status__in=[BatchStatus.PENDING, BatchStatus.PROCESSING])
+    open_batches = MessageBatch.objects.filter(owner_id=template.owner_id, status__in=OPEN_BATCH_STATUSES)
     if Message.objects.filter(batch__in=open_batches, template=template,
                               status__in=[MessageStatus.QUEUED, MessageStatus.SENDING]).exists():
         raise Conflict(f"Template '{template.name}' is used by batch items not sent yet", field="template_id")

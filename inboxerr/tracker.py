@@ -121,14 +121,11 @@ def _bulk_email_task(job: Campaign) -> dict:
 
 
 def _batch_task(batch: MessageBatch) -> dict:
-    done = batch.sent_count + batch.failed_count + batch.skipped_count
     base = f"/api/v1/outbox/batch/{batch.batch_id}"
     return _entry(
-        batch.batch_id, TaskKind.BATCH, status=batch.status,
-        progress=round(100.0 * done / batch.total_items, 1) if batch.total_items else 100.0,
+        batch.batch_id, TaskKind.BATCH, status=batch.status, progress=batch.progress,
         result={"batch_sequence": batch.sequence, "total_items": batch.total_items, "sent": batch.sent_count,
-                "failed": batch.failed_count, "skipped": batch.skipped_count,
-                "unsent": max(0, batch.total_items - done)},
+                "failed": batch.failed_count, "skipped": batch.skipped_count, "unsent": batch.unsent_count},
         error=batch.status_reason, created_at=batch.created_at, updated_at=batch.updated_at,
         links={"detail": f"{base}/status", "items": f"{base}/items"},
     )

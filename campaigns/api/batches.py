@@ -5,8 +5,6 @@ the seed's bodies; errors keep the project's JSON shape with `"status": "error"`
 from datetime import UTC
 
 from django.conf import settings
-from django.db.models import Count, Q
-from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers
@@ -16,10 +14,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from campaigns import batches, selectors
-from campaigns.models import BatchStatus, BatchStream, Message, MessageBatch
+from campaigns.models import Message, MessageBatch
 from inboxerr.api import actor, parse
 from inboxerr.errors import InvalidInput, ServiceError
-from inboxerr.exceptions import exception_handler
+from inboxerr.exceptions import exception_handler_adding
 from inboxerr.parsers import StrictJSONParser
 
 TAG = ["batches"]
@@ -30,16 +28,18 @@ class PayloadTooLarge(ServiceError):
     status_code = 413
 
 
-def _exception_handler(exc: Exception, context: dict) -> Response | None:
-    response = exception_handler(exc, context)
-    if response is not None and isinstance(response.data, dict):
-        response.data = {"status": "error", **response.data}
-    return response
+_exception_handler = exception_handler_adding(status="error")
 
 
-class BatchAPIView(APIView):
+class ErrorStatusMixin:
+    """Errors in the seed's words: `{"status": "error", "detail": ...}`."""
+
     def get_exception_handler(self):
         return _exception_handler
+
+
+class BatchAPIView(ErrorStatusMixin, APIView):
+    pass
 
 
 # --- Shapes ----------------------------------------------------------------------------------
@@ -93,22 +93,20 @@ class BatchSerializer(serializers.ModelSerializer):
                   "finished_at", "links"]
         read_only_fields = fields
 
-    def _counts(self, batch: MessageBatch) -> dict:
-        exact = self.context.get("item_counts")
-        if exact is not None:
-            return exact
-        done = batch.sent_count + batch.failed_count + batch.skipped_count
-        return {"sent": batch.sent_count, "failed": batch.failed_count, "skipped": batch.skipped_count,
-                "unsent": max(0, batch.total_items - done)}
-
     @extend_schema_field(OpenApiTypes.OBJECT)
     def get_items(self, batch: MessageBatch) -> dict:
-        return self._counts(batch)
+        """Exact counts by status when the view gives them (context "item_counts"), else the
+        publisher's running counters."""
+        return self.context.get("item_counts") or {
+            "sent": batch.sent_count, "failed": batch.failed_count, "skipped": batch.skipped_count,
+            "unsent": batch.unsent_count}
 
     def get_progress_percentage(self, batch: MessageBatch) -> float:
-        counts = self._counts(batch)
-        done = counts.get("sent", 0) + counts.get("failed", 0) + counts.get("skipped", 0)
-        return round(100.0 * done / batch.total_items, 1) if batch.total_items else 100.0
+        exact = self.context.get("item_counts")
+        if exact is None or not batch.total_items:
+            return batch.progress
+        done = exact["sent"] + exact["failed"] + exact["skipped"]
+        return round(100.0 * done / batch.total_items, 1)
 
     @extend_schema_field(OpenApiTypes.OBJECT)
     def get_links(self, batch: MessageBatch) -> dict:
@@ -238,25 +236,16 @@ class OutboxStatusView(BatchAPIView):
     def get(self, request: Request) -> Response:
         """The publisher's switch, how many publishers hold a stream now, and your batches by status."""
         switch = batches.outbox_switch()
-        mine = selectors.batches_for_user(request.user)
-        counts = {status: 0 for status in BatchStatus.values}
-        counts.update(dict(mine.values_list("status").annotate(n=Count("pk")).values_list("status", "n")))
-        current = list(mine.filter(status=BatchStatus.PROCESSING).select_related("owner").order_by("owner_id"))
-        open_batches = mine.filter(status__in=[BatchStatus.PENDING, BatchStatus.PROCESSING])
-        unsent = sum(b.total_items - b.sent_count - b.failed_count - b.skipped_count for b in open_batches.only(
-            "total_items", "sent_count", "failed_count", "skipped_count"))
-        streams = BatchStream.objects.filter(leased_until__gt=timezone.now())
-        if not request.user.is_superuser:
-            streams = streams.filter(owner=request.user)
+        overview = selectors.outbox_overview(request.user)
         return Response({
             "status": "running" if switch.enabled else "stopped",
             "running": switch.enabled,
             "changed_at": switch.changed_at,
             "changed_by": switch.changed_by,
-            "active_publishers": streams.count(),
-            "batches": counts,
-            "items_unsent": max(unsent, 0),
-            "current_batches": BatchSerializer(current, many=True).data,
+            "active_publishers": overview["active_publishers"],
+            "batches": overview["batches"],
+            "items_unsent": overview["items_unsent"],
+            "current_batches": BatchSerializer(overview["current_batches"], many=True).data,
             "config": {"batch_size": settings.OUTBOX_BATCH_SIZE,
                        "poll_interval_seconds": settings.OUTBOX_POLL_INTERVAL_SECONDS,
                        "max_items_per_batch": settings.BATCH_MAX_ITEMS},
@@ -312,12 +301,9 @@ class BatchStatusView(BatchAPIView):
         return Response(BatchSerializer(batch, context={"item_counts": counts}).data)
 
 
-class BatchItemsView(ListAPIView):
+class BatchItemsView(ErrorStatusMixin, ListAPIView):
     required_perms = {"GET": VIEW}
     serializer_class = BatchItemSerializer
-
-    def get_exception_handler(self):
-        return _exception_handler
 
     @extend_schema(tags=TAG, parameters=[ItemListParamsSerializer])
     def get(self, request: Request, *args, **kwargs) -> Response:
@@ -335,7 +321,7 @@ class BatchItemsView(ListAPIView):
         qs = Message.objects.filter(batch=self.batch).order_by("sequence")
         if params.get("status"):
             wanted = [status for status, name in batches.ITEM_STATUS.items() if name == params["status"]]
-            qs = qs.filter(Q(status__in=wanted))
+            qs = qs.filter(status__in=wanted)
         return qs
 
 

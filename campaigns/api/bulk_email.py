@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 
 from campaigns import bulk_email
 from inboxerr.api import actor, parse
-from inboxerr.exceptions import exception_handler
+from inboxerr.exceptions import exception_handler_adding
 
 TAG = ["bulk-email"]
 SEND = ["campaigns.send_bulk_email"]
@@ -54,11 +54,7 @@ _JOB = inline_serializer("BulkEmailJob", {
 _JOB_RESPONSE = inline_serializer("BulkEmailJobResponse", {"success": serializers.BooleanField(), "job": _JOB})
 
 
-def _exception_handler(exc: Exception, context: dict) -> Response | None:
-    response = exception_handler(exc, context)
-    if response is not None and isinstance(response.data, dict):
-        response.data = {"success": False, **response.data}
-    return response
+_exception_handler = exception_handler_adding(success=False)
 
 
 class BulkEmailView(APIView):

@@ -4,6 +4,7 @@ import pytest
 
 from campaigns import ratelimit
 from campaigns.channels import sms
+from campaigns.tests.gateway import json_gateway
 from campaigns.tests.smtp import serve_smtp
 
 
@@ -44,3 +45,11 @@ def sms_outbox(settings):
     sms.outbox.clear()
     yield sms.outbox
     sms.outbox.clear()
+
+
+@pytest.fixture
+def sms_gateway(settings):
+    """A real loopback JSON SMS gateway, with the HTTP gateway backend pointed at it."""
+    with json_gateway(settings) as gateway:
+        yield gateway
+

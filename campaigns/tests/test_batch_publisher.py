@@ -23,19 +23,13 @@ from campaigns import outbox
 from campaigns.models import (
     BatchStatus, BatchStream, Campaign, CampaignStatus, Message, MessageBatch, MessageStatus, RateLimit,
 )
-from campaigns.tests.gateway import Gateway, json_gateway
+from campaigns.tests.gateway import Gateway
 from campaigns.tests.smtp import serve_smtp
 from inboxerr.tests.processes import kill_group, start_qcluster, wait_for
 from inboxerr.webhooks.models import WebhookDelivery, WebhookEndpoint
 from subscribers.models import Suppression
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def sms_gateway(settings):
-    with json_gateway(settings) as gateway:
-        yield gateway
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,7 @@ import pytest
 from campaigns import dispatch, services
 from campaigns.models import CampaignStatus, Message, MessageStatus
 from campaigns.segments import sms_segments
-from campaigns.tests.gateway import json_gateway, twilio_api
+from campaigns.tests.gateway import twilio_api
 from inboxerr.actors import Actor
 from subscribers.tests.factories import SubscriberFactory, SubscriberListFactory
 
@@ -24,12 +24,6 @@ DOWN = "+14155551006"  # 503 every time
 LONG = "+14155551007"  # a GSM-7 text of two segments
 UNICODE = "+14155551008"  # a UCS-2 text of two segments
 CONTENT = "Hi {{ name }}, your order is ready."
-
-
-@pytest.fixture
-def sms_gateway(settings):
-    with json_gateway(settings) as gateway:
-        yield gateway
 
 
 @pytest.fixture
