@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install bench-subscribers bench-batches clean
+.PHONY: run test install screenshots bench-subscribers bench-batches clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ run: install
 ## test: the whole suite on PostgreSQL (DATABASE_URL, default postgres://postgres@127.0.0.1:5432/inboxerr)
 test: install
 	./scripts/test.sh
+
+## screenshots: refresh docs/screenshots from the browser tests (1366x768)
+screenshots: install
+	SCREENSHOT_DIR=docs/screenshots ./scripts/test.sh -m browser
 
 bench-subscribers: install
 	$(PY) bench/subscribers.py

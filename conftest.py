@@ -73,3 +73,15 @@ def no_perms_api(no_perms_user) -> APIClient:
 @pytest.fixture
 def anon_api() -> APIClient:
     return APIClient()
+
+
+pytest_plugins = ["inboxerr.tests.browser"]
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    # Keep each phase's report on the test item, so fixtures can tell a failed test in teardown
+    # (the browser fixtures keep a screenshot of it).
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

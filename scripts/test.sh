@@ -20,4 +20,18 @@ then
     exit 1
 fi
 
+# The admin console tests drive Debian's Chromium: no browser can be downloaded at test time, so
+# the system package is installed when it is missing (as root, as CI runs).
+CHROMIUM_PATH="${CHROMIUM_PATH:-/usr/bin/chromium}"
+if [ ! -x "$CHROMIUM_PATH" ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "Installing Debian's chromium for the browser tests..."
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+        echo "Chromium is missing at $CHROMIUM_PATH: install Debian's chromium package (or set CHROMIUM_PATH)." >&2
+        exit 1
+    fi
+fi
+export CHROMIUM_PATH
+
 exec .venv/bin/python -m pytest "$@"

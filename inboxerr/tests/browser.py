@@ -1,0 +1,208 @@
+"""Real-browser tests of the admin console: a real web server and a real qcluster on the test
+database, Debian's Chromium driven by Playwright, forms posted with CSRF as a person's browser
+posts them.
+
+Use it from a test module:
+
+    pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+    def test_something(admin_page, live_stack):
+        admin_page.goto(live_stack.url("/admin/"))
+
+The stack is module-scoped: a worker process must not outlive the module that wanted it, or it
+would pick up the tasks of unrelated tests that run later in the same session.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from inboxerr.tests.processes import ROOT, current_database_url, kill_group
+
+# Playwright's sync API runs an event loop in this thread; Django refuses ORM calls from a thread
+# with a running loop unless told that this test process knows what it is doing.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+VIEWPORT = {"width": 1366, "height": 768}
+# Without the networking flags Chromium keeps trying to reach Google's hosts, which this closed
+# network refuses many times a second.
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+]
+SCREENSHOT_DIR = Path(os.environ.get("SCREENSHOT_DIR", ROOT / "var" / "screenshots"))
+PASSWORD = "browser-password-123"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class LiveStack:
+    base: str
+    server: subprocess.Popen
+    worker: subprocess.Popen
+    log_dir: Path
+
+    def url(self, path: str) -> str:
+        return f"{self.base}{path}"
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-4000:]}" for p in sorted(self.log_dir.glob("*.log")))
+
+
+def _wait_until_serving(base: str, server: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError("the web server exited during start-up (its log is in the live-stack folder)")
+        try:
+            with urllib.request.urlopen(f"{base}/admin/login/", timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.25)
+    raise RuntimeError("the web server did not answer within a minute")
+
+
+@pytest.fixture(scope="session")
+def collected_static() -> None:
+    """Static files collected once, as a deployment does; whitenoise serves them with DEBUG off."""
+    subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"], cwd=ROOT,
+                   check=True)
+
+
+@pytest.fixture(scope="module")
+def live_stack(django_db_setup, django_db_blocker, collected_static, tmp_path_factory) -> Iterator[LiveStack]:
+    """`runserver` (ASGI: HTTP and WebSockets) and `qcluster` as separate processes on the test
+    database, with DEBUG off, so the pages are the ones an operator gets."""
+    log_dir = tmp_path_factory.mktemp("live-stack")
+    with django_db_blocker.unblock():
+        database_url = current_database_url()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "DEBUG": "false",
+        "PYTHONUNBUFFERED": "1",
+        "IMPORT_DIR": str(log_dir / "imports"),
+        "EMAIL_URL": os.environ.get("BROWSER_EMAIL_URL", "memorymail://"),
+    }
+    env.pop("REDIS_URL", None)
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+
+    def spawn(name: str, *args: str) -> subprocess.Popen:
+        log = open(log_dir / f"{name}.log", "wb")
+        return subprocess.Popen([sys.executable, "manage.py", *args], cwd=ROOT, env=env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+    server = spawn("server", "runserver", f"127.0.0.1:{port}", "--noreload")
+    worker = spawn("worker", "qcluster")
+    stack = LiveStack(base, server, worker, log_dir)
+    try:
+        _wait_until_serving(base, server)
+        yield stack
+    finally:
+        for proc in (server, worker):
+            kill_group(proc)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium is not at {CHROMIUM}: `make test` installs Debian's chromium package; "
+                    "set CHROMIUM_PATH if it lives elsewhere.")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def log_in(page, stack: LiveStack, username: str, password: str = PASSWORD) -> None:
+    """Through the login form, so the session and CSRF cookies are the browser's own."""
+    page.goto(stack.url("/admin/login/"))
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(lambda url: "/admin/login/" not in url)
+
+
+@pytest.fixture
+def page_as(browser, live_stack, request):
+    """page_as(user) -> a Playwright page at 1366x768, logged in as that user (whose password
+    must have been set by set_browser_password). Pages are closed after the test; on failure the last screen is kept under
+    var/screenshots/failed/ and the server's log is printed."""
+    contexts = []
+
+    def open_page(user):
+        context = browser.new_context(viewport=VIEWPORT)
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        log_in(page, live_stack, user.get_username())
+        return page
+
+    yield open_page
+    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
+    for context in contexts:
+        if failed:
+            for index, page in enumerate(context.pages):
+                folder = ROOT / "var" / "screenshots" / "failed"
+                folder.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=folder / f"{request.node.name}-{index}.png", full_page=True)
+        context.close()
+    if failed:
+        print(live_stack.logs())
+
+
+def set_browser_password(user) -> None:
+    """Give `user` PASSWORD in a hash the server can check: the tests' own fast MD5 hasher is not
+    among the server's hashers. Few PBKDF2 rounds; the server upgrades the hash at first login."""
+    from django.contrib.auth.hashers import PBKDF2PasswordHasher
+
+    user.password = PBKDF2PasswordHasher().encode(PASSWORD, "browsertests", iterations=1000)
+    user.save(update_fields=["password"])
+
+
+@pytest.fixture
+def staff_user(transactional_db):
+    from inboxerr.tests.factories import UserFactory
+
+    user = UserFactory(username="staff", is_superuser=True, is_staff=True)
+    set_browser_password(user)
+    return user
+
+
+@pytest.fixture
+def admin_page(page_as, staff_user):
+    return page_as(staff_user)
+
+
+def screenshot(page, name: str) -> Path:
+    """The visible window at 1366x768, as docs/screenshots keeps them (SCREENSHOT_DIR=docs/screenshots
+    to refresh those; by default they go to var/screenshots)."""
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOT_DIR / f"{name}.png"
+    page.screenshot(path=path)
+    return path
+
+
+def assert_not_clipped(page) -> None:
+    """Nothing on the page is wider than the 1366 px window (tables scroll inside their box)."""
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"{page.url} is {overflow} px wider than the window"
