@@ -8,10 +8,11 @@ from django.urls import reverse
 from django.utils.html import escape, format_html
 
 from campaigns import batches, ratelimit, services
-from campaigns.api.serializers import CampaignSerializer
-from campaigns.models import Campaign, Message, MessageBatch, MessageTemplate, OutboxSwitch, RateLimit
-from inboxerr.admin_tools import EstimatedCountPaginator, OwnedAdmin, admin_actor
+from campaigns.selectors import campaign_figures
+from campaigns.models import Campaign, CampaignKind, Message, MessageBatch, MessageTemplate, OutboxSwitch, RateLimit
+from inboxerr.admin_tools import EstimatedCountPaginator, OwnedAdmin, admin_actor, key_value_table
 from inboxerr.errors import ServiceError
+from inboxerr.job_pages import Figure, JobControl, JobLink, JobPageMixin
 
 
 class MessageTemplateForm(forms.ModelForm):
@@ -89,14 +90,52 @@ def _campaign_action(service, label: str):
     return admin.action(description=f"{label} selected campaigns", permissions=["change"])(action)
 
 
+CAMPAIGN_FIGURES = (
+    Figure("total", "Recipients"), Figure("sent", "Sent"), Figure("failed", "Failed"), Figure("skipped", "Skipped"),
+    Figure("unknown", "Outcome unknown"), Figure("pending", "Still to send"),
+)
+BULK_EMAIL_FIGURES = (
+    Figure("recipient_count", "Recipients"), Figure("emails_sent", "Sent"), Figure("emails_failed", "Failed"),
+    Figure("skipped", "Skipped"), Figure("emails_pending", "Still to send"),
+)
+
+
+def _control(verb: str, label: str, service, when: tuple[str, ...], done: str, danger: bool = False,
+             if_positive: str = "") -> JobControl:
+    return JobControl(verb, label, lambda actor, campaign: service(actor=actor, campaign=campaign), when=when,
+                      danger=danger, done=done, if_positive=if_positive)
+
+
+# The statuses in which each button is offered are the tracker's (a bulk email job reports its own
+# vocabulary: pending, running, completed, failed, cancelled); the services have the last word.
+CAMPAIGN_CONTROLS = (
+    _control("pause", "Pause", services.campaign_pause, ("starting", "running"),
+             "Campaign paused: workers finish the messages in flight and send nothing more."),
+    _control("resume", "Resume", services.campaign_resume, ("paused",), "Campaign resumed."),
+    _control("retry-failed", "Retry the failed messages", services.campaign_retry_failed,
+             ("running", "paused", "completed", "failed"), "Failed messages queued again.", if_positive="failed"),
+    _control("cancel", "Cancel the campaign", services.campaign_cancel,
+             ("draft", "scheduled", "starting", "running", "paused"),
+             "Campaign cancelled: its queued messages will not be sent.", danger=True),
+)
+BULK_EMAIL_CONTROLS = (
+    _control("retry-failed", "Retry the failed emails", services.campaign_retry_failed, ("completed", "failed"),
+             "Failed emails queued again.", if_positive="emails_failed"),
+    _control("cancel", "Cancel the job", services.campaign_cancel, ("pending", "running"),
+             "Job cancelled: its queued emails will not be sent.", danger=True),
+)
+
+
 @admin.register(Campaign)
-class CampaignAdmin(OwnedAdmin):
+class CampaignAdmin(JobPageMixin, OwnedAdmin):
     list_display = ("name", "kind", "channel", "status", "progress_bar", "sent_count", "failed_count", "skipped_count", "created_at")
     list_filter = ("status", "channel", "kind")
     search_fields = ("name",)
     list_select_related = ("owner",)
-    readonly_fields = [f.name for f in Campaign._meta.fields] + ["progress_bar"]
-    exclude = ("lists",)
+    # Status, counters and timings are in the live panel above the form.
+    fields = ("name", "kind", "channel", "owner", "template", "subject", "message_content", "audience",
+              "scheduled_at", "created_at", "job_data_display")
+    readonly_fields = fields
     actions = [
         "test_send_to_me",
         _campaign_action(services.campaign_start, "Start"),
@@ -111,6 +150,30 @@ class CampaignAdmin(OwnedAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Campaign | None = None) -> bool:
         return False if obj is not None else super().has_change_permission(request, obj)
+
+    def job_figures(self, campaign: Campaign):
+        return BULK_EMAIL_FIGURES if campaign.kind == CampaignKind.BULK_EMAIL else CAMPAIGN_FIGURES
+
+    def job_controls(self, campaign: Campaign):
+        return BULK_EMAIL_CONTROLS if campaign.kind == CampaignKind.BULK_EMAIL else CAMPAIGN_CONTROLS
+
+    def job_links(self, campaign: Campaign):
+        messages_url = reverse("admin:campaigns_message_changelist") + f"?campaign__id__exact={campaign.pk}"
+        return [
+            JobLink("Its messages", messages_url),
+            JobLink("Its failed messages", messages_url + "&status__exact=failed", if_positive="failed"),
+        ]
+
+    @admin.display(description="audience")
+    def audience(self, campaign: Campaign) -> str:
+        names = [lst.name for lst in campaign.lists.all()]
+        if campaign.import_job_id:
+            names.append(f"import {campaign.import_job_id}")
+        return ", ".join(names) or "explicit recipients"
+
+    @admin.display(description="job details")
+    def job_data_display(self, campaign: Campaign) -> str:
+        return key_value_table(campaign.job_data)
 
     @admin.action(description="Send a test of the selected campaigns to my own address", permissions=["change"])
     def test_send_to_me(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
@@ -127,14 +190,9 @@ class CampaignAdmin(OwnedAdmin):
                 continue
             self.message_user(request, f"{campaign.name}: test sent to {result['recipient']}.")
 
-    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None):
-        campaign = self.get_object(request, object_id)
-        progress = CampaignSerializer().get_progress(campaign) if campaign else 0
-        return super().change_view(request, object_id, form_url, {**(extra_context or {}), "live_progress": progress})
-
     @admin.display(description="progress")
     def progress_bar(self, campaign: Campaign) -> str:
-        progress = CampaignSerializer().get_progress(campaign)
+        progress = campaign_figures(campaign)["progress"]
         return format_html('<progress max="100" value="{}"></progress> {}%', progress, progress)
 
 
@@ -189,8 +247,18 @@ class RateLimitAdmin(admin.ModelAdmin):
         return request.user.is_superuser
 
 
+BATCH_FIGURES = (
+    Figure("total_items", "Items"), Figure("sent", "Sent"), Figure("failed", "Failed"), Figure("skipped", "Skipped"),
+    Figure("unsent", "Still to send"),
+)
+BATCH_CONTROLS = (
+    JobControl("retry", "Retry the failed items", lambda actor, batch: batches.batch_retry(actor=actor, batch=batch),
+               when=("failed",), done="Failed items queued again; the batch is sent next in its stream."),
+)
+
+
 @admin.register(MessageBatch)
-class MessageBatchAdmin(OwnedAdmin):
+class MessageBatchAdmin(JobPageMixin, OwnedAdmin):
     """Batches of the batch API in their streams' order; retry re-sends only the failed items."""
 
     list_display = ("batch_id", "sequence", "owner", "status", "progress_bar", "total_items", "sent_count",
@@ -198,7 +266,8 @@ class MessageBatchAdmin(OwnedAdmin):
     list_filter = ("status",)
     search_fields = ("=batch_id",)
     list_select_related = ("owner",)
-    readonly_fields = [f.name for f in MessageBatch._meta.fields] + ["progress_bar", "items_link"]
+    fields = ("batch_id", "sequence", "owner", "created_at", "committed_at", "processing_time_ms", "vendor_counts_display")
+    readonly_fields = fields
     actions = ["retry_failed_items"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -210,10 +279,21 @@ class MessageBatchAdmin(OwnedAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: MessageBatch | None = None) -> bool:
         return False  # its items are messages: kept until messages are purged
 
-    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None):
-        batch = self.get_object(request, object_id)
-        progress = batch.progress if batch else 0
-        return super().change_view(request, object_id, form_url, {**(extra_context or {}), "live_progress": progress})
+    def job_id(self, batch: MessageBatch) -> str:
+        return batch.batch_id
+
+    def job_figures(self, batch: MessageBatch):
+        return BATCH_FIGURES
+
+    def job_controls(self, batch: MessageBatch):
+        return BATCH_CONTROLS
+
+    def job_links(self, batch: MessageBatch):
+        return [JobLink("Its items, in order", reverse("admin:campaigns_message_changelist") + f"?batch__id__exact={batch.pk}")]
+
+    @admin.display(description="items per vendor")
+    def vendor_counts_display(self, batch: MessageBatch) -> str:
+        return key_value_table(batch.vendor_counts)
 
     @admin.display(description="progress")
     def progress_bar(self, batch: MessageBatch) -> str:

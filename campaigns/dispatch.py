@@ -251,8 +251,10 @@ class ChannelRun:
     a token, so each outcome is written at once and the window in doubt stays one send long."""
 
     def __init__(self, channel: str, token: str, renderer: Renderer, subscribers: dict, outcomes: Counter, *,
-                 ordered: bool = False, halt=None):
+                 ordered: bool = False, halt=None, progress=None, gate=None):
         self.channel, self.token, self.renderer = channel, token, renderer
+        self.progress = progress  # called with the outcomes after each send (CounterFlush)
+        self.gate = gate  # gate(campaign_id) false: the campaign was paused or cancelled (CampaignGate)
         self.subscribers, self.outcomes = subscribers, outcomes
         self.defer = rate_limit_of(channel) is None
         self.sent: tuple | None = None  # (message, provider id, segments) not yet recorded
@@ -274,8 +276,12 @@ class ChannelRun:
                     self._hand_back(messages[index + 1:], "", wait_seconds=0)
                     break
             return
+        stopped: list[Claimed] = []
         try:
             for index, message in enumerate(messages):
+                if self.gate is not None and not self.gate(message.campaign_id):
+                    stopped.append(message)
+                    continue
                 if self.halt is not None and self.halt():
                     self._flush()
                     self._hand_back(messages[index:], "", wait_seconds=0)
@@ -287,11 +293,14 @@ class ChannelRun:
                     self._hand_back(messages[index:], str(exc))
                     break
                 self._send_one(message, backend)
+                if self.progress is not None:
+                    self.progress(self.outcomes)
                 if self.held:
                     self._hand_back(messages[index + 1:], "", wait_seconds=0)
                     break
         finally:
             self._flush()
+            self._hand_back(stopped, "", wait_seconds=0)
             backend.close()
 
     def _take_token(self, remaining: int) -> None:
@@ -362,7 +371,7 @@ class ChannelRun:
         return SendError(f"{what}: {exc}")
 
 
-def send_batch(batch: list[Claimed], token: str, renderer: Renderer) -> Counter:
+def send_batch(batch: list[Claimed], token: str, renderer: Renderer, progress=None, gate=None) -> Counter:
     """Send a claimed batch; returns counts of outcomes by (campaign, status)."""
     outcomes: Counter = Counter()
     subscribers = _subscribers(batch)
@@ -370,7 +379,7 @@ def send_batch(batch: list[Claimed], token: str, renderer: Renderer) -> Counter:
     for message in batch:
         by_channel.setdefault(message.channel, []).append(message)
     for channel, messages in by_channel.items():
-        ChannelRun(channel, token, renderer, subscribers, outcomes).run(messages)
+        ChannelRun(channel, token, renderer, subscribers, outcomes, progress=progress, gate=gate).run(messages)
     return outcomes
 
 
@@ -398,6 +407,46 @@ def apply_outcomes(outcomes: Counter) -> None:
             per_campaign.setdefault(campaign_id, {})[field] = F(field) + count
     for campaign_id, updates in per_campaign.items():
         Campaign.objects.filter(pk=campaign_id).update(**updates)
+
+
+class CampaignGate:
+    """Whether a claimed message's campaign is still running, re-read at most once a second: a
+    pause or a cancel stops every worker's sends within about a second, not after the batches
+    they already claimed (which, under a slow rate limit, take minutes). What a worker holds for
+    a stopped campaign goes back to the queue untried."""
+
+    def __init__(self, interval: float = 1.0) -> None:
+        self.interval = interval
+        self.running: set = set()
+        self.at = float("-inf")
+
+    def __call__(self, campaign_id) -> bool:
+        age = time.monotonic() - self.at
+        # A miss is re-read sooner: the campaign may have been resumed since the last look.
+        if age >= self.interval or (campaign_id not in self.running and age >= self.interval / 10):
+            self.running = set(running_campaigns())
+            self.at = time.monotonic()
+        return campaign_id in self.running
+
+
+class CounterFlush:
+    """Applies a claimed batch's outcomes to the campaign counters as they come, at most once a
+    second and each outcome once: under a slow rate limit one claim takes many seconds, and the
+    counters (what every progress page and the tracker read) must not stand still meanwhile."""
+
+    def __init__(self, interval: float = 1.0) -> None:
+        self.interval = interval
+        self.applied: Counter = Counter()
+        self.at = time.monotonic()
+
+    def __call__(self, outcomes: Counter, *, final: bool = False) -> None:
+        if not final and time.monotonic() - self.at < self.interval:
+            return
+        new = outcomes - self.applied  # outcomes only grow, so this is what is not applied yet
+        if new:
+            apply_outcomes(new)
+            self.applied.update(new)
+        self.at = time.monotonic()
 
 
 def finish_campaigns() -> list:
@@ -538,7 +587,7 @@ def dispatch(*, run_seconds: float | None = None, batch_size: int | None = None)
     """One dispatcher run: claim and send until nothing is due or the run time is up."""
     _fast_commits()
     deadline = time.monotonic() + (run_seconds or settings.DISPATCH_RUN_SECONDS)
-    renderer, sent, watch = Renderer(), 0, FailureWatch()
+    renderer, sent, watch, gate = Renderer(), 0, FailureWatch(), CampaignGate()
     while time.monotonic() < deadline:
         loop_started = time.monotonic()
         token = uuid.uuid4().hex
@@ -553,8 +602,9 @@ def dispatch(*, run_seconds: float | None = None, batch_size: int | None = None)
                 break
             time.sleep(min(max(wait, 0.05), 1.0))
             continue
-        outcomes = send_batch(batch, token, renderer)
-        apply_outcomes(outcomes)
+        flush = CounterFlush()
+        outcomes = send_batch(batch, token, renderer, progress=flush, gate=gate)
+        flush(outcomes, final=True)
         watch.observe(outcomes)
         histogram_observe("dispatcher_loop_duration_seconds", time.monotonic() - loop_started)
         sent += sum(n for (_, status), n in outcomes.items() if status == MessageStatus.SENT)

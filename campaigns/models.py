@@ -150,7 +150,7 @@ class MessageBatch(models.Model):
         permissions = [("control_outbox", "Can start and stop the outbox publisher")]
 
     def __str__(self) -> str:
-        return f"batch {self.batch_id} (#{self.sequence}, {self.status})"
+        return f"batch {self.batch_id} (#{self.sequence})"
 
     @property
     def unsent_count(self) -> int:

@@ -2,26 +2,43 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import path, reverse
+from django.template.defaultfilters import filesizeformat
 from django.utils.html import format_html
 
 from imports import services
 from imports.admin_views import upload_view
 from imports.models import ImportJob
 from imports.selectors import job_figures
-from inboxerr.admin_tools import OwnedAdmin, admin_actor
+from inboxerr.admin_tools import OwnedAdmin, admin_actor, key_value_table
 from inboxerr.errors import ServiceError
+from inboxerr.job_pages import Figure, JobControl, JobLink, JobPageMixin
+
+IMPORT_FIGURES = (
+    Figure("total_rows", "Rows in the file"), Figure("processed_rows", "Rows read"), Figure("created", "Created"),
+    Figure("updated", "Updated"), Figure("duplicates", "Repeated in the file"), Figure("invalid", "Invalid rows"),
+)
+IMPORT_CONTROLS = (
+    JobControl("cancel", "Cancel the import", lambda actor, job: services.import_cancel(actor=actor, job=job),
+               when=("pending", "processing", "stuck"), danger=True,
+               done="Import cancelled: the rows of the chunks already committed stay."),
+    JobControl("retry", "Retry from the checkpoint", lambda actor, job: services.import_force_retry(actor=actor, job=job),
+               when=("failed", "stuck"), done="Import queued again; it resumes from its checkpoint."),
+)
 
 
 @admin.register(ImportJob)
-class ImportJobAdmin(OwnedAdmin):
+class ImportJobAdmin(JobPageMixin, OwnedAdmin):
     list_display = ("created_at", "list_name", "filename", "owner", "status_display", "progress_display",
                     "created", "updated", "duplicates", "invalid")
     list_select_related = ("owner",)
     list_filter = ("status", "source")
     search_fields = ("=id", "list_name", "filename", "=sha256")
     show_full_result_count = False
-    readonly_fields = [f.name for f in ImportJob._meta.fields if f.name not in ("worker_token",)] + ["errors_link"]
-    exclude = ("worker_token",)
+    # The counters, status and timings live in the job panel above the form (they update live);
+    # the form shows what the job is, in words.
+    fields = ("list_link", "filename", "source", "size_display", "sha256", "owner", "created_at", "retry_count",
+              "options_display")
+    readonly_fields = fields
     actions = ("cancel_jobs", "retry_jobs", "cleanup_stuck", "clear_finished")
     change_form_template = "admin/imports/importjob/change_form.html"
     change_list_template = "admin/imports/importjob/change_list.html"
@@ -29,6 +46,34 @@ class ImportJobAdmin(OwnedAdmin):
     def get_urls(self):
         custom = [path("upload/", self.admin_site.admin_view(lambda request: upload_view(request, self)), name="imports_importjob_upload")]
         return custom + super().get_urls()
+
+    def job_figures(self, job: ImportJob):
+        return IMPORT_FIGURES
+
+    def job_controls(self, job: ImportJob):
+        return IMPORT_CONTROLS
+
+    def job_links(self, job: ImportJob):
+        links = [JobLink("Download the row errors (CSV)", reverse("import-errors", args=[job.pk]), if_positive="invalid")]
+        if job.list_id:
+            links.append(JobLink("Subscribers of the list",
+                                 reverse("admin:subscribers_subscriber_changelist") + f"?list__id__exact={job.list_id}"))
+        return links
+
+    @admin.display(description="list")
+    def list_link(self, job: ImportJob) -> str:
+        if not job.list_id:
+            return f"{job.list_name} (deleted)"
+        return format_html('<a href="{}">{}</a>', reverse("admin:subscribers_subscriberlist_change", args=[job.list_id]),
+                           job.list_name)
+
+    @admin.display(description="size")
+    def size_display(self, job: ImportJob) -> str:
+        return filesizeformat(job.size_bytes)
+
+    @admin.display(description="how the file is read")
+    def options_display(self, job: ImportJob) -> str:
+        return key_value_table(job.options)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # jobs start from the upload page
@@ -43,13 +88,6 @@ class ImportJobAdmin(OwnedAdmin):
     @admin.display(description="progress")
     def progress_display(self, job: ImportJob) -> str:
         return format_html('<progress max="100" value="{}"></progress> {}%', job.progress, job.progress)
-
-    @admin.display(description="row errors")
-    def errors_link(self, job: ImportJob) -> str:
-        if not job.invalid:
-            return "none"
-        url = reverse("import-errors", args=[job.pk])
-        return format_html('<a href="{}">{} invalid rows (CSV)</a>', url, job.invalid)
 
     def _each(self, request: HttpRequest, queryset: QuerySet[ImportJob], service, verb: str) -> None:
         done = 0

@@ -67,7 +67,8 @@ class ImportJob(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.list_name} ({self.status})"
+        # No status here: it is shown live on the job's page, and a title must not go stale.
+        return f"{self.filename or self.get_source_display()} into {self.list_name}"
 
     @property
     def is_active(self) -> bool:

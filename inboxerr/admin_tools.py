@@ -6,6 +6,8 @@ from django.core.paginator import Paginator
 from django.db import connection
 from django.http import HttpRequest
 from django.utils.functional import cached_property
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
 from inboxerr.actors import Actor
 from inboxerr.errors import ServiceError
@@ -48,3 +50,21 @@ class OwnedAdmin(admin.ModelAdmin):
 
     def report(self, request: HttpRequest, exc: ServiceError) -> None:
         self.message_user(request, exc.message, level=messages.ERROR)
+
+
+def key_value_table(data: dict | None, depth: int = 0) -> SafeString | str:
+    """A JSON object as a small table of names and values (nested objects nest), for the admin's
+    read-only pages: people read words, not raw JSON. Every value is escaped."""
+    if not data:
+        return "-"
+    rows = []
+    for key, value in data.items():
+        if isinstance(value, dict) and depth < 2:
+            shown = key_value_table(value, depth + 1)
+        elif isinstance(value, list | tuple):
+            shown = ", ".join(str(item) for item in value) or "-"
+        else:
+            shown = "-" if value in (None, "") else str(value)
+        rows.append((str(key).replace("_", " "), shown))
+    body = format_html_join("", "<tr><th scope='row'>{}</th><td>{}</td></tr>", rows)
+    return format_html('<table class="key-values">{}</table>', body)

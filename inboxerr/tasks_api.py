@@ -12,11 +12,17 @@ from rest_framework.views import APIView
 from inboxerr import tracker
 
 _TASK = inline_serializer("Task", {
-    "id": serializers.UUIDField(),
-    "kind": serializers.ChoiceField(choices=[tracker.TaskKind.IMPORT, tracker.TaskKind.CAMPAIGN, tracker.TaskKind.BULK_EMAIL]),
+    "id": serializers.CharField(help_text="A UUID, or a batch's 16-hex batch_id."),
+    "kind": serializers.ChoiceField(choices=[tracker.TaskKind.IMPORT, tracker.TaskKind.CAMPAIGN, tracker.TaskKind.BULK_EMAIL,
+                                             tracker.TaskKind.BATCH]),
     "status": serializers.CharField(), "progress": serializers.FloatField(), "result": serializers.DictField(),
+    "rate": serializers.FloatField(help_text="Rows (imports) or messages (sends) finished per second since the start."),
+    "rate_unit": serializers.ChoiceField(choices=["rows", "messages"]),
+    "eta_seconds": serializers.FloatField(allow_null=True, help_text="Time left at the current pace, while running."),
     "error": serializers.CharField(allow_null=True), "created_at": serializers.DateTimeField(),
-    "updated_at": serializers.DateTimeField(), "links": serializers.DictField(child=serializers.CharField()),
+    "updated_at": serializers.DateTimeField(), "started_at": serializers.DateTimeField(allow_null=True),
+    "finished_at": serializers.DateTimeField(allow_null=True),
+    "links": serializers.DictField(child=serializers.CharField()),
 })
 
 

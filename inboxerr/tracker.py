@@ -7,11 +7,10 @@ import uuid
 from dataclasses import dataclass
 
 from campaigns import bulk_email
-from campaigns.models import Campaign, CampaignKind, CampaignStatus, MessageBatch
-from campaigns.selectors import batches_for_user
+from campaigns.models import Campaign, CampaignKind, MessageBatch
+from campaigns.selectors import batch_figures, batches_for_user, campaign_figures
 from imports.models import ImportJob
-from imports.selectors import jobs_for_user
-from imports.services import job_display_status
+from imports.selectors import job_figures, jobs_for_user
 from inboxerr.errors import NotFound
 
 
@@ -70,40 +69,40 @@ def task_get(*, user, task_id: object) -> Task:
 
 
 def _entry(pk, kind: str, *, status: str, progress: float, result: dict, error: str | None, created_at,
-           updated_at, links: dict) -> dict:
+           updated_at, links: dict, rate: float = 0.0, rate_unit: str = "messages", eta_seconds: float | None = None,
+           started_at=None, finished_at=None) -> dict:
     return {
         "id": str(pk), "kind": kind, "status": status, "progress": progress, "result": result,
+        "rate": rate, "rate_unit": rate_unit, "eta_seconds": eta_seconds,
         "error": error or None, "created_at": created_at, "updated_at": updated_at,
+        "started_at": started_at, "finished_at": finished_at,
         "links": {"self": f"/api/v1/tasks/{pk}", **links},
     }
 
 
 def _import_task(job: ImportJob) -> dict:
+    figures = job_figures(job)
     return _entry(
-        job.pk, TaskKind.IMPORT, status=job_display_status(job), progress=job.progress,
+        job.pk, TaskKind.IMPORT, status=figures["display_status"], progress=job.progress,
         result={"total_rows": job.total_rows, "processed_rows": job.processed_rows, "created": job.created,
                 "updated": job.updated, "duplicates": job.duplicates, "invalid": job.invalid},
         error=job.error_message, created_at=job.created_at, updated_at=job.updated_at,
+        rate=figures["rows_per_second"], rate_unit="rows", eta_seconds=figures["eta_seconds"],
+        started_at=job.started_at, finished_at=job.finished_at,
         links={"detail": f"/api/v1/imports/{job.pk}", "errors": f"/api/v1/imports/{job.pk}/errors"},
     )
 
 
-def campaign_progress(campaign: Campaign) -> float:
-    """Share of the messages to send that have a final outcome (the campaign API's figure)."""
-    to_send = campaign.total_count - campaign.skipped_count
-    if to_send <= 0:
-        return 100.0 if campaign.status == CampaignStatus.COMPLETED else 0.0
-    done = campaign.sent_count + campaign.failed_count + campaign.unknown_count
-    return round(100.0 * done / to_send, 1)
-
-
 def _campaign_task(campaign: Campaign) -> dict:
+    figures = campaign_figures(campaign)
     return _entry(
-        campaign.pk, TaskKind.CAMPAIGN, status=campaign.status, progress=campaign_progress(campaign),
+        campaign.pk, TaskKind.CAMPAIGN, status=campaign.status, progress=figures["progress"],
         result={"total": campaign.total_count, "sent": campaign.sent_count, "failed": campaign.failed_count,
                 "skipped": campaign.skipped_count, "unknown": campaign.unknown_count,
                 "pending": campaign.pending_count},
         error=campaign.status_reason, created_at=campaign.created_at, updated_at=campaign.updated_at,
+        rate=figures["send_rate"], eta_seconds=figures["eta_seconds"],
+        started_at=campaign.started_at, finished_at=campaign.finished_at,
         links={"detail": f"/api/v1/campaigns/{campaign.pk}", "messages": f"/api/v1/campaigns/{campaign.pk}/messages"},
     )
 
@@ -112,20 +111,26 @@ def _bulk_email_task(job: Campaign) -> dict:
     """In the job's own words (seed 004), as `job-status` reports it."""
     status = bulk_email.job_status(job)
     figures = bulk_email.job_figures(job)
+    pace = campaign_figures(job)
     return _entry(
         job.pk, TaskKind.BULK_EMAIL, status=status, progress=float(figures.pop("progress_percentage")),
         result={**figures, "skipped": job.skipped_count},
         error=bulk_email.job_error_message(job, status), created_at=job.created_at, updated_at=job.updated_at,
+        rate=pace["send_rate"], eta_seconds=pace["eta_seconds"], started_at=job.started_at,
+        finished_at=job.finished_at,
         links={"detail": f"/api/v1/bulk-email/job-status/{job.pk}", "cancel": f"/api/v1/bulk-email/jobs/{job.pk}/cancel"},
     )
 
 
 def _batch_task(batch: MessageBatch) -> dict:
     base = f"/api/v1/outbox/batch/{batch.batch_id}"
+    figures = batch_figures(batch)
     return _entry(
         batch.batch_id, TaskKind.BATCH, status=batch.status, progress=batch.progress,
         result={"batch_sequence": batch.sequence, "total_items": batch.total_items, "sent": batch.sent_count,
                 "failed": batch.failed_count, "skipped": batch.skipped_count, "unsent": batch.unsent_count},
         error=batch.status_reason, created_at=batch.created_at, updated_at=batch.updated_at,
+        rate=figures["send_rate"], eta_seconds=figures["eta_seconds"], started_at=batch.started_at,
+        finished_at=batch.finished_at,
         links={"detail": f"{base}/status", "items": f"{base}/items"},
     )

@@ -1,7 +1,7 @@
-from django.utils import timezone
 from rest_framework import serializers
 
 from campaigns.models import Campaign, Message, MessageStatus, MessageTemplate
+from campaigns.selectors import campaign_figures
 from subscribers.models import Channel
 
 
@@ -66,25 +66,13 @@ class CampaignSerializer(serializers.ModelSerializer):
         }
 
     def get_send_rate(self, campaign: Campaign) -> float:
-        if not campaign.started_at:
-            return 0.0
-        end = campaign.finished_at or timezone.now()
-        elapsed = (end - campaign.started_at).total_seconds()
-        done = campaign.sent_count + campaign.failed_count + campaign.unknown_count
-        return round(done / elapsed, 1) if elapsed > 0 else 0.0
+        return campaign_figures(campaign)["send_rate"]
 
     def get_eta_seconds(self, campaign: Campaign) -> float | None:
-        rate = self.get_send_rate(campaign)
-        if campaign.status != "running" or not rate:
-            return None
-        return round(campaign.pending_count / rate, 1)
+        return campaign_figures(campaign)["eta_seconds"]
 
     def get_progress(self, campaign: Campaign) -> float:
-        to_send = campaign.total_count - campaign.skipped_count
-        if to_send <= 0:
-            return 100.0 if campaign.status == "completed" else 0.0
-        done = campaign.sent_count + campaign.failed_count + campaign.unknown_count
-        return round(100.0 * done / to_send, 1)
+        return campaign_figures(campaign)["progress"]
 
 
 class MessageSerializer(serializers.ModelSerializer):

@@ -401,3 +401,41 @@ def test_kicks_never_queue_more_dispatchers_than_slots(db, settings):
     assert kick_dispatchers() == 1
     DispatchSlot.objects.update(busy_until=timezone.now() - timedelta(seconds=1))  # their workers died
     assert kick_dispatchers() == 2
+
+
+# --- Pause and cancel reach messages already claimed ---------------------------------------------
+
+
+def test_a_pause_stops_the_sends_of_a_batch_a_worker_already_claimed(owner, smtp):
+    campaign = _running(owner, [f"p{i}@x.io" for i in range(6)])
+    token = "claim-before-pause"
+    batch = dispatch.claim(token=token, limit=10)
+    assert len(batch) == 6
+    services.campaign_pause(actor=Actor(user=owner, source="api"), campaign=campaign)
+
+    outcomes = dispatch.send_batch(batch, token, dispatch.Renderer(), gate=dispatch.CampaignGate())
+
+    assert smtp.received() == [] and not outcomes
+    states = list(Message.objects.filter(campaign=campaign).values_list("status", "attempts", "lease_token"))
+    assert states == [(MessageStatus.QUEUED, 0, "")] * 6  # back in the queue, the attempt refunded
+
+
+def test_a_pause_in_the_middle_of_a_batch_stops_the_rest_within_a_second(owner, smtp):
+    campaign = _running(owner, [f"m{i}@x.io" for i in range(4)])
+    token = "claim-mid-batch"
+    batch = dispatch.claim(token=token, limit=10)
+    gate = dispatch.CampaignGate()
+    sent_before_pause = []
+
+    def progress(outcomes):
+        # After the first send the operator pauses; the gate's next look (forced here) sees it.
+        if not sent_before_pause:
+            sent_before_pause.append(sum(outcomes.values()))
+            services.campaign_pause(actor=Actor(user=owner, source="api"), campaign=campaign)
+            gate.at = float("-inf")
+
+    dispatch.send_batch(batch, token, dispatch.Renderer(), progress=progress, gate=gate)
+
+    assert len(smtp.received()) == 1
+    statuses = Counter(Message.objects.filter(campaign=campaign).values_list("status", flat=True))
+    assert statuses == {MessageStatus.SENT: 1, MessageStatus.QUEUED: 3}

@@ -15,7 +15,8 @@ from subscribers.tests.factories import SubscriberFactory, SubscriberListFactory
 
 pytestmark = pytest.mark.django_db
 
-TASK_FIELDS = {"id", "kind", "status", "progress", "result", "error", "created_at", "updated_at", "links"}
+TASK_FIELDS = {"id", "kind", "status", "progress", "result", "rate", "rate_unit", "eta_seconds", "error", "created_at",
+               "updated_at", "started_at", "finished_at", "links"}
 
 
 def task_url(task_id) -> str:
