@@ -109,6 +109,9 @@ class StartForm(forms.Form):
         data = super().clean()
         if data.get("when") == "scheduled" and not data.get("scheduled_at"):
             self.add_error("scheduled_at", "Give the time to start at.")
+        if data.get("when") == "now" and data.get("scheduled_at"):
+            # A time typed but "Start now" left ticked: ask, rather than send hours early.
+            self.add_error("scheduled_at", "You gave a time: choose 'Start at a scheduled time', or clear it to start now.")
         return data
 
 
@@ -154,7 +157,8 @@ def pace_text(estimate: dict) -> str:
 def _context(request: HttpRequest, model_admin, title: str, step: str, **extra) -> dict:
     return {
         **model_admin.admin_site.each_context(request), "opts": model_admin.model._meta, "title": title,
-        "steps": [{"key": key, "label": label, "current": key == step} for key, label in STEPS], **extra,
+        "steps": [{"key": key, "label": label, "current": key == step} for key, label in STEPS],
+        "in_wizard": step in dict(STEPS), **extra,
     }
 
 
@@ -315,7 +319,7 @@ def confirmation_page(request: HttpRequest, model_admin, campaigns: list[Campaig
     title = f"Start '{campaigns[0].name}'?" if len(campaigns) == 1 else f"Start {len(campaigns)} campaigns?"
     return _render(request, "confirm.html", _context(
         request, model_admin, title, step, rows=rows, totals=totals, form=form, cancel_url=cancel_url,
-        hidden=hidden or [], in_wizard=step == "confirm", any_startable=any(row["startable"] for row in rows),
+        hidden=hidden or [], any_startable=any(row["startable"] for row in rows),
     ))
 
 

@@ -136,6 +136,8 @@ def test_a_scheduled_time_in_the_past_or_missing_is_refused(owner, news):
     past = (timezone.localtime() - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
     assert "give a time in the future" in _errors(_post(client, url, {"when": "scheduled", "scheduled_at": past}))
     assert "Give the time to start at." in _errors(_post(client, url, {"when": "scheduled", "scheduled_at": ""}))
+    future = (timezone.localtime() + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
+    assert "You gave a time" in _errors(_post(client, url, {"when": "now", "scheduled_at": future}))
     campaign.refresh_from_db()
     assert (campaign.status, campaign.scheduled_at) == (CampaignStatus.DRAFT, None)
 
