@@ -13,6 +13,7 @@ from audit.models import AuditLog
 from campaigns import services
 from campaigns.models import Campaign, CampaignStatus, Message, RateLimit
 from inboxerr.actors import Actor
+from inboxerr.errors import Conflict, InvalidInput
 from subscribers.tests.factories import SubscriberFactory, SubscriberListFactory, SuppressionFactory
 
 pytestmark = pytest.mark.django_db
@@ -142,6 +143,21 @@ def test_a_scheduled_time_in_the_past_or_missing_is_refused(owner, news):
     assert (campaign.status, campaign.scheduled_at) == (CampaignStatus.DRAFT, None)
 
 
+def test_only_a_draft_or_scheduled_campaign_is_scheduled_and_only_for_the_future(owner, news):
+    campaign = _create(_client(owner), news)
+    actor = Actor(user=owner, source="api")
+    with pytest.raises(InvalidInput, match="give a time in the future"):
+        services.campaign_schedule(actor=actor, campaign=campaign, scheduled_at=timezone.now())
+    later = timezone.now() + timedelta(hours=2)
+    services.campaign_schedule(actor=actor, campaign=campaign, scheduled_at=later - timedelta(hours=1))
+    services.campaign_schedule(actor=actor, campaign=campaign, scheduled_at=later)  # rescheduled
+    services.campaign_start(actor=actor, campaign=campaign)
+    with pytest.raises(Conflict, match="is starting; cannot schedule it"):
+        services.campaign_schedule(actor=actor, campaign=campaign, scheduled_at=later)
+    campaign.refresh_from_db()
+    assert (campaign.status, campaign.scheduled_at) == (CampaignStatus.STARTING, later)
+
+
 def test_an_sms_campaign_dry_run_shows_encoding_and_segments(owner):
     phones = SubscriberListFactory(owner=owner, name="Phones", key_field="phone")
     SubscriberFactory(list=phones, email="", phone="+14155552671", key="+14155552671", name="Zoë")
@@ -258,6 +274,17 @@ def test_an_outsider_cannot_see_or_start_the_owners_draft(owner, outsider, news)
         assert client.get(f"{CAMPAIGNS}{campaign.pk}/{step}/").status_code == 404
     campaign.refresh_from_db()
     assert campaign.status == CampaignStatus.DRAFT
+
+
+def test_a_superuser_builds_campaigns_from_their_own_lists(superuser, owner, news):
+    mine = SubscriberListFactory(owner=superuser, name="Staff list")
+    client = _client(superuser)
+    _post(client, WIZARD, {"name": "Spring", "channel": "email"})
+    page = client.get(AUDIENCE).content.decode()
+    # campaign_create finds lists by their owner: another owner's list would only fail later.
+    assert "Staff list" in page and "News" not in page
+    assert f"List {news.pk} not found." in _errors(_post(client, AUDIENCE, {"lists": [news.pk]}))
+    assert _post(client, AUDIENCE, {"lists": [mine.pk]}).status_code == 302
 
 
 def test_anonymous_callers_are_sent_to_the_login(owner, news):
