@@ -117,6 +117,17 @@ class CampaignAdmin(OwnedAdmin):
     def has_change_permission(self, request: HttpRequest, obj: Campaign | None = None) -> bool:
         return False if obj is not None else super().has_change_permission(request, obj)
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Campaign | None = None):
+        return [*super().get_readonly_fields(request, obj), "start_steps"]
+
+    @admin.display(description="dry run, test, start")
+    def start_steps(self, campaign: Campaign) -> str:
+        # A draft made through the API, or left half-way through the wizard, goes on from here.
+        if campaign.status not in admin_wizard.STARTABLE:
+            return "-"
+        urls = [reverse(f"admin:campaigns_campaign_{name}", args=[campaign.pk]) for name in ("dry_run", "test_send", "confirm_start")]
+        return format_html('<a href="{}">Dry run</a> · <a href="{}">Test send</a> · <a href="{}">Start…</a>', *urls)
+
     @admin.action(description="Start selected campaigns (after a confirmation of count and pace)", permissions=["change"])
     def campaign_start_action(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> HttpResponse | None:
         return admin_wizard.start_action(self, request, queryset)

@@ -68,7 +68,8 @@ def pending_batches(user) -> QuerySet[MessageBatch]:
 
 def send_estimate(*, channel: str, count: int) -> dict:
     """The pace a start would go at: the channel's rate-limit row (one bucket shared by every
-    campaign and owner on the channel) and count / rate, the least time the sends can take.
+    campaign and owner on the channel) and count / rate, how long the limit lets the sends take
+    (a full bucket lets its first `burst` go at once, which only matters for small counts).
     `rate` is None when the channel has no enabled limit, 0 when sending on it is paused."""
     row = RateLimit.objects.filter(name=channel).values("rate", "burst", "enabled").first()
     if row is None or not row["enabled"]:

@@ -170,6 +170,16 @@ def test_an_sms_campaign_dry_run_shows_encoding_and_segments(owner):
     assert campaign.channel == "sms"
 
 
+def test_a_drafts_page_links_to_its_dry_run_test_send_and_start(owner, news):
+    campaign = _draft(owner, news)
+    client = _client(owner)
+    page = client.get(f"{CAMPAIGNS}{campaign.pk}/change/").content.decode()
+    for step in ("dry-run", "test-send", "start"):
+        assert f'href="{CAMPAIGNS}{campaign.pk}/{step}/"' in page
+    services.campaign_start(actor=Actor(user=owner, source="api"), campaign=campaign)
+    assert f"{campaign.pk}/start/" not in client.get(f"{CAMPAIGNS}{campaign.pk}/change/").content.decode()
+
+
 # --- Bad input: a form error, nothing written ----------------------------------------------------
 
 
