@@ -3,13 +3,13 @@
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import escape, format_html
 
-from campaigns import batches, ratelimit, services
-from campaigns.selectors import campaign_figures
+from campaigns import admin_wizard, batches, ratelimit, services
 from campaigns.models import Campaign, CampaignKind, Message, MessageBatch, MessageTemplate, OutboxSwitch, RateLimit
+from campaigns.selectors import campaign_figures
 from inboxerr.admin_tools import EstimatedCountPaginator, OwnedAdmin, admin_actor, key_value_table
 from inboxerr.errors import ServiceError
 from inboxerr.job_pages import Figure, JobControl, JobLink, JobPageMixin
@@ -138,15 +138,20 @@ class CampaignAdmin(JobPageMixin, OwnedAdmin):
     readonly_fields = fields
     actions = [
         "test_send_to_me",
-        _campaign_action(services.campaign_start, "Start"),
+        "campaign_start_action",
         _campaign_action(services.campaign_pause, "Pause"),
         _campaign_action(services.campaign_resume, "Resume"),
         _campaign_action(services.campaign_cancel, "Cancel"),
         _campaign_action(services.campaign_retry_failed, "Retry failed messages of"),
     ]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # campaigns are created through the API (validation of audience and merge fields)
+    def get_urls(self):
+        return admin_wizard.urls(self) + super().get_urls()
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context=None) -> HttpResponse:
+        # "Add campaign" opens the wizard: a campaign is made through campaign_create, which
+        # checks audience, content and merge fields together, not through a model form.
+        return HttpResponseRedirect(reverse("admin:campaigns_campaign_wizard"))
 
     def has_change_permission(self, request: HttpRequest, obj: Campaign | None = None) -> bool:
         return False if obj is not None else super().has_change_permission(request, obj)
@@ -159,7 +164,12 @@ class CampaignAdmin(JobPageMixin, OwnedAdmin):
 
     def job_links(self, campaign: Campaign):
         messages_url = reverse("admin:campaigns_message_changelist") + f"?campaign__id__exact={campaign.pk}"
+        # A draft made through the API, or left half-way through the wizard, goes on from here.
+        startable = tuple(admin_wizard.STARTABLE)
+        steps = [JobLink(label, reverse(f"admin:campaigns_campaign_{name}", args=[campaign.pk]), when=startable)
+                 for label, name in (("Dry run", "dry_run"), ("Test send", "test_send"), ("Start…", "confirm_start"))]
         return [
+            *steps,
             JobLink("Its messages", messages_url),
             JobLink("Its failed messages", messages_url + "&status__exact=failed", if_positive="failed"),
         ]
@@ -174,6 +184,10 @@ class CampaignAdmin(JobPageMixin, OwnedAdmin):
     @admin.display(description="job details")
     def job_data_display(self, campaign: Campaign) -> str:
         return key_value_table(campaign.job_data)
+
+    @admin.action(description="Start selected campaigns (after a confirmation of count and pace)", permissions=["change"])
+    def campaign_start_action(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> HttpResponse | None:
+        return admin_wizard.start_action(self, request, queryset)
 
     @admin.action(description="Send a test of the selected campaigns to my own address", permissions=["change"])
     def test_send_to_me(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:

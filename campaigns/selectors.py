@@ -4,8 +4,7 @@ from django.utils import timezone
 
 from campaigns.models import (
     BATCH_SENDING_ORDER, OPEN_BATCH_STATUSES, BatchStatus, BatchStream, Campaign, CampaignKind, CampaignStatus,
-    MessageBatch,
-    MessageTemplate,
+    MessageBatch, MessageTemplate, RateLimit,
 )
 from inboxerr.errors import NotFound
 
@@ -93,3 +92,16 @@ def pending_batches(user) -> QuerySet[MessageBatch]:
     """Open batches in the order the publisher takes them: per owner, the one processing first,
     then by batch_sequence."""
     return batches_for_user(user).filter(status__in=OPEN_BATCH_STATUSES).order_by("owner_id", *BATCH_SENDING_ORDER)
+
+
+def send_estimate(*, channel: str, count: int) -> dict:
+    """The pace a start would go at: the channel's rate-limit row (one bucket shared by every
+    campaign and owner on the channel) and count / rate, how long the limit lets the sends take
+    (a full bucket lets its first `burst` go at once, which only matters for small counts).
+    `rate` is None when the channel has no enabled limit, 0 when sending on it is paused."""
+    row = RateLimit.objects.filter(name=channel).values("rate", "burst", "enabled").first()
+    if row is None or not row["enabled"]:
+        return {"channel": channel, "count": count, "rate": None, "burst": None, "seconds": None}
+    rate = max(row["rate"], 0.0)
+    return {"channel": channel, "count": count, "rate": rate, "burst": row["burst"],
+            "seconds": count / rate if rate else None}

@@ -168,6 +168,9 @@ def campaign_create(
             raise InvalidInput(f"message_content: {exc.message}", field="message_content") from None
     if channel == Channel.EMAIL and not (subject or (template and template.subject)):
         raise InvalidInput("subject: an email campaign needs a subject (or a template with one)", field="subject")
+    if channel == Channel.SMS and (subject or "").strip():
+        # Refused rather than dropped: an operator who typed one expects it to be seen somewhere.
+        raise InvalidInput("subject: SMS messages have no subject; leave it empty", field="subject")
 
     lists = []
     for list_name in list_names or []:
@@ -260,6 +263,26 @@ def campaign_cancel(*, actor: Actor, campaign: Campaign) -> Campaign:
     cancelled = Message.objects.filter(campaign=campaign, status=MessageStatus.QUEUED).update(status=MessageStatus.CANCELLED)
     Campaign.objects.filter(pk=campaign.pk).update(finished_at=timezone.now(), cancelled_count=F("cancelled_count") + cancelled)
     campaign.refresh_from_db()
+    return campaign
+
+
+@transaction.atomic
+def campaign_schedule(*, actor: Actor, campaign: Campaign, scheduled_at) -> Campaign:
+    """Start the campaign at `scheduled_at` instead of now: the minute tick starts it then
+    (campaigns_start_scheduled). A scheduled campaign can be rescheduled or started at once."""
+    if scheduled_at is None or scheduled_at <= timezone.now():
+        raise InvalidInput("scheduled_at: give a time in the future", field="scheduled_at")
+    campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
+    if campaign.status not in (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED):
+        raise Conflict(f"Campaign '{campaign.name}' is {campaign.status}; cannot schedule it", field="status")
+    before = {"status": campaign.status, "scheduled_at": campaign.scheduled_at.isoformat() if campaign.scheduled_at else None}
+    campaign.status, campaign.scheduled_at = CampaignStatus.SCHEDULED, scheduled_at
+    campaign.save(update_fields=["status", "scheduled_at", "updated_at"])
+    audit_record(
+        actor=actor, action="update", entity_type="campaign", entity_id=campaign.pk, owner_id=campaign.owner_id,
+        user_action=f"Scheduled campaign '{campaign.name}' for {scheduled_at.isoformat()}",
+        before=before, after={"status": campaign.status, "scheduled_at": scheduled_at.isoformat()},
+    )
     return campaign
 
 

@@ -47,11 +47,13 @@ class JobControl:
 
 @dataclass(frozen=True)
 class JobLink:
-    """A plain link on the panel, shown while result[`if_positive`] > 0 (or always)."""
+    """A plain link on the panel, shown in the statuses of `when` (all, if empty) while
+    result[`if_positive`] > 0 (if set)."""
 
     label: str
     url: str
     if_positive: str = ""
+    when: tuple[str, ...] = ()
 
 
 @dataclass
@@ -104,8 +106,8 @@ class JobPageMixin:
         opts = self.model._meta
         panel = Panel(job=job)
         panel.links = [
-            {"label": link.label, "url": link.url, "if_positive": link.if_positive,
-             "shown": _positive(result, link.if_positive)}
+            {"label": link.label, "url": link.url, "if_positive": link.if_positive, "when": " ".join(link.when),
+             "shown": _positive(result, link.if_positive) and (not link.when or job["status"] in link.when)}
             for link in self.job_links(obj)
         ]
         panel.figures = [

@@ -157,9 +157,15 @@ def test_a_campaign_action_that_does_not_apply_reports_the_reason(owner):
     assert campaign.status == CampaignStatus.DRAFT
 
 
-def test_the_start_action_queues_the_fan_out(owner):
+def test_the_start_action_asks_first_then_queues_the_fan_out(owner):
     campaign = _campaign(owner)
-    _act(_login(owner), "campaign_start_action", campaign)
+    client = _login(owner)
+    response = _act(client, "campaign_start_action", campaign)
+    assert b'value="Yes, start"' in response.content
+    campaign.refresh_from_db()
+    assert campaign.status == CampaignStatus.DRAFT
+    client.post(CAMPAIGNS, {"action": "campaign_start_action", "_selected_action": [str(campaign.pk)],
+                            "confirm": "yes", "when": "now"})
     campaign.refresh_from_db()
     assert campaign.status == CampaignStatus.STARTING
 

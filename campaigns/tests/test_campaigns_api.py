@@ -80,6 +80,16 @@ def test_an_sms_campaign_needs_no_subject(api, owner):
     assert response.status_code == 201, response.content
 
 
+def test_an_sms_campaign_with_a_subject_is_refused_naming_the_field(api, owner):
+    lst = SubscriberListFactory(owner=owner, name="Phones", key_field="phone")
+    SubscriberFactory(list=lst, email="", phone="+14155552671")
+    response = api.post(URL, {"name": "S", "channel": "sms", "subject": "Sale", "message_content": "Hi",
+                              "list_names": ["Phones"]}, format="json")
+    assert response.status_code == 400
+    assert response.json()["detail"] == "subject: SMS messages have no subject; leave it empty"
+    _assert_nothing_stored()
+
+
 # --- Seed 001 §4: content or template ------------------------------------------------------------
 
 

@@ -85,9 +85,10 @@ def collected_static() -> None:
 
 
 @pytest.fixture(scope="module")
-def live_stack(django_db_setup, django_db_blocker, collected_static, tmp_path_factory) -> Iterator[LiveStack]:
+def live_stack(request, django_db_setup, django_db_blocker, collected_static, tmp_path_factory) -> Iterator[LiveStack]:
     """`runserver` (ASGI: HTTP and WebSockets) and `qcluster` as separate processes on the test
-    database, with DEBUG off, so the pages are the ones an operator gets."""
+    database, with DEBUG off, so the pages are the ones an operator gets. A module may set
+    `LIVE_STACK_ENV = {...}` to give both processes more environment (EMAIL_URL, DISPATCH_*)."""
     log_dir = tmp_path_factory.mktemp("live-stack")
     with django_db_blocker.unblock():
         database_url = current_database_url()
@@ -99,6 +100,7 @@ def live_stack(django_db_setup, django_db_blocker, collected_static, tmp_path_fa
         "IMPORT_DIR": str(log_dir / "imports"),
         "EMAIL_URL": os.environ.get("BROWSER_EMAIL_URL", "memorymail://"),
     }
+    env.update(getattr(request.module, "LIVE_STACK_ENV", {}))
     env.pop("REDIS_URL", None)
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     port = _free_port()
