@@ -103,3 +103,7 @@ class OptionsForm(forms.Form):
         label="Import this file again", required=False,
         help_text="Needed only when this exact file (same SHA-256) was imported into this list before.",
     )
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("label_suffix", "")  # checkbox labels follow their box; a colon reads oddly there
+        super().__init__(*args, **kwargs)

@@ -82,6 +82,15 @@ def test_upload_over_the_size_limit_is_refused_on_the_form(owner_client, news, s
     assert stored_files() == [] and not ImportJob.objects.exists()
 
 
+def test_upload_cut_off_while_streaming_is_refused_on_the_form(owner_client, news, settings):
+    # Declared length within the handler's allowance for form overhead, so the file starts
+    # streaming and is stopped at the limit itself.
+    settings.IMPORT_MAX_BYTES = 200 * 1024
+    response = _upload(owner_client, news, b"email\n" + b"x@example.com\n" * 15_000)
+    assert "larger than the upload limit" in _form_error(response)
+    assert stored_files() == [] and not ImportJob.objects.exists()
+
+
 def test_upload_page_shows_the_size_limit(owner_client, news, settings):
     settings.IMPORT_MAX_BYTES = 5 * 1024 * 1024
     html = owner_client.get(f"{UPLOAD}?list={news.pk}").content.decode()
