@@ -63,7 +63,9 @@ def _form_message(exc: ServiceError) -> str:
 
 def _remember(request: HttpRequest, stored: services.StoredFile, subscriber_list: SubscriberList) -> str:
     token = stored.path.stem
-    pending = request.session.get(SESSION_KEY, {})
+    # Uploads left half-way (their files removed since, by a discard or the sweeper) are dropped,
+    # so the session does not grow with every abandoned wizard.
+    pending = {t: info for t, info in request.session.get(SESSION_KEY, {}).items() if Path(info["path"]).exists()}
     pending[token] = {"path": str(stored.path), "filename": stored.filename, "sha256": stored.sha256,
                       "size": stored.size, "encoding": stored.encoding, "list": subscriber_list.pk}
     request.session[SESSION_KEY] = pending

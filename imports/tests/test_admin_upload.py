@@ -144,6 +144,13 @@ def test_upload_without_the_import_permission_is_refused(no_perms_user, news):
 
 # --- step 1: the list ---------------------------------------------------------------------------
 
+def test_import_jobs_page_and_a_lists_page_lead_into_the_wizard(owner_client, news):
+    jobs_page = owner_client.get("/admin/imports/importjob/").content.decode()
+    assert f'<a href="{CHOOSE}" class="addlink">Import a CSV</a>' in jobs_page
+    list_page = owner_client.get(f"/admin/subscribers/subscriberlist/{news.pk}/change/").content.decode()
+    assert f'<a href="{UPLOAD}?list={news.pk}">Import a CSV</a>' in list_page
+
+
 def test_choosing_an_existing_list_leads_to_its_upload_page(owner_client, news):
     SubscriberListFactory(name="Someone else's")
     page = owner_client.get(CHOOSE).content.decode()
