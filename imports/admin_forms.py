@@ -44,7 +44,10 @@ class NewListForm(forms.Form):
 class UploadForm(forms.Form):
     # Not `required`: a file cut off at the size limit is missing too, and deserves its own message.
     # Empty files are allowed here because the service says "The file is empty" itself.
-    file = forms.FileField(label="CSV file", required=False, allow_empty_file=True)
+    file = forms.FileField(
+        label="CSV file", required=False, allow_empty_file=True,
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,.tsv,.txt,text/csv,text/plain"}),
+    )
 
     def __init__(self, *args, too_large: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
