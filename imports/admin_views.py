@@ -213,10 +213,7 @@ def mapping_view(request: HttpRequest, model_admin, token: str) -> HttpResponse:
         else:
             _update(request, token, mapping=mapping)
             return HttpResponseRedirect(_step_url("options", token))
-    columns = [
-        {"field": form[f"col_{index}"], "samples": [row[index] for row in preview.rows if index < len(row) and row[index]][:3]}
-        for index in range(len(preview.header))
-    ]
+    columns = [{"field": form[f"col_{i}"], "samples": _samples(preview.rows, i)} for i in range(len(preview.header))]
     context = _context(
         request, model_admin, 3, f"Import a CSV into '{subscriber_list.name}': check the columns",
         subscriber_list=subscriber_list, stored=stored, preview=preview, form=form, columns=columns, token=token,
@@ -224,6 +221,11 @@ def mapping_view(request: HttpRequest, model_admin, token: str) -> HttpResponse:
         encoding_name=_ENCODING_NAMES.get(preview.format.encoding, preview.format.encoding),
     )
     return TemplateResponse(request, "admin/imports/preview.html", context)
+
+
+def _samples(rows: list[list[str]], index: int) -> list[str]:
+    """The first three non-blank values of a column, shown beside its select."""
+    return [row[index] for row in rows if index < len(row) and row[index].strip()][:3]
 
 
 _DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}

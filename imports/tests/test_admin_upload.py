@@ -104,7 +104,8 @@ def test_upload_page_shows_the_size_limit(owner_client, news, settings):
     ("content", "name", "message"),
     [
         (PNG, "photo.png", "This is not a text file; upload a CSV file"),
-        (b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00", "people.xlsx", "this is an Excel workbook: save it as CSV first"),
+        (b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00", "people.xlsx",
+         "this is an Excel workbook: save it as CSV first"),
         (b"", "people.csv", "The file is empty"),
         (b"email,name\r\n", "people.csv", "The file has a header but no data rows"),
         (b'[{"email": "a@x.io"}]', "people.csv", "This file is JSON, not CSV"),
@@ -125,7 +126,8 @@ def test_a_file_part_without_a_filename_is_refused_on_the_form(owner_client, new
         f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename=""\r\n'
         f"Content-Type: text/csv\r\n\r\nemail\na@x.io\n\r\n--{boundary}--\r\n"
     )
-    response = owner_client.post(f"{UPLOAD}?list={news.pk}", body, content_type=f"multipart/form-data; boundary={boundary}")
+    response = owner_client.post(f"{UPLOAD}?list={news.pk}", body,
+                                 content_type=f"multipart/form-data; boundary={boundary}")
     assert "Choose a CSV file to upload." in _form_error(response)
     assert stored_files() == []
 
