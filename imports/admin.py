@@ -1,3 +1,5 @@
+from functools import update_wrapper
+
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -5,8 +7,7 @@ from django.urls import path, reverse
 from django.template.defaultfilters import filesizeformat
 from django.utils.html import format_html
 
-from imports import services
-from imports.admin_views import upload_view
+from imports import admin_views, services
 from imports.models import ImportJob
 from imports.selectors import job_figures
 from inboxerr.admin_tools import OwnedAdmin, admin_actor, key_value_table
@@ -44,8 +45,26 @@ class ImportJobAdmin(JobPageMixin, OwnedAdmin):
     change_list_template = "admin/imports/importjob/change_list.html"
 
     def get_urls(self):
-        custom = [path("upload/", self.admin_site.admin_view(lambda request: upload_view(request, self)), name="imports_importjob_upload")]
-        return custom + super().get_urls()
+        wizard = [
+            path("import/", self._admin_view(admin_views.choose_list_view), name="imports_importjob_import"),
+            path("upload/", self._admin_view(admin_views.upload_view), name="imports_importjob_upload"),
+            path("upload/<slug:token>/", self._admin_view(admin_views.mapping_view), name="imports_importjob_mapping"),
+            path("upload/<slug:token>/options/", self._admin_view(admin_views.options_view),
+                 name="imports_importjob_options"),
+            path("upload/<slug:token>/discard/", self._admin_view(admin_views.discard_view),
+                 name="imports_importjob_discard"),
+        ]
+        return wizard + super().get_urls()
+
+    def _admin_view(self, view):
+        """admin_view over a wizard view bound to this admin. The binding carries the view's own
+        attributes (update_wrapper), above all csrf_exempt: without it admin_view and the CSRF
+        middleware would read the body before the upload view can install its upload handler."""
+
+        def bound(request: HttpRequest, *args, **kwargs):
+            return view(request, self, *args, **kwargs)
+
+        return self.admin_site.admin_view(update_wrapper(bound, view))
 
     def job_figures(self, job: ImportJob):
         return IMPORT_FIGURES

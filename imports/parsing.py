@@ -84,6 +84,7 @@ def detect_format(path: Path, encoding: str | None = None) -> CsvFormat:
     encoding = encoding or detect_encoding(path)
     with open(path, "rb") as handle:
         sample_bytes = handle.read(SNIFF_BYTES)
+    _refuse_other_formats(sample_bytes)
     sample = sample_bytes.decode("latin-1" if encoding == "cp1252" else "utf-8-sig", errors="ignore")
     delimiter = _sniff_delimiter(sample)
     probe = CsvFormat(encoding, delimiter, header_end=0)
@@ -96,6 +97,21 @@ def detect_format(path: Path, encoding: str | None = None) -> CsvFormat:
     if not any(cell.strip() for cell in header):
         raise FileFormatError("The header row is empty")
     return CsvFormat(encoding, delimiter, end)
+
+
+# A JSON array of objects or a JSON object: "[{", "[\"", "[1" or "{\"" at the start of the file.
+_JSON_START = re.compile(rb"^(?:\xef\xbb\xbf)?\s*(?:\[\s*[\[{\"\d-]|\[\s*\]|\{\s*[\"}])")
+
+
+def _refuse_other_formats(sample: bytes) -> None:
+    """Files people upload by mistake would otherwise be read as one odd CSV column: a NUL byte
+    never occurs in a text file but does in images, spreadsheets and archives, and a CSV does not
+    start like a JSON document."""
+    if b"\x00" in sample:
+        hint = " (this is an Excel workbook: save it as CSV first)" if sample.startswith(b"PK\x03\x04") else ""
+        raise FileFormatError(f"This is not a text file{hint}; upload a CSV file")
+    if _JSON_START.match(sample):
+        raise FileFormatError("This file is JSON, not CSV; export it as CSV with a header row")
 
 
 def read_header(path: Path, fmt: CsvFormat) -> list[str]:

@@ -6,6 +6,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from itertools import islice
 from pathlib import Path
 
 from django.conf import settings
@@ -16,12 +17,15 @@ from django_q.tasks import async_task
 
 from audit.services import audit_record
 from imports.models import ACTIVE_IMPORT_STATUSES, ImportJob, ImportSource, ImportStatus
-from imports.parsing import FileFormatError, detect_format, iter_records, plan_columns, read_header, validate_mapping
+from imports.parsing import (
+    ColumnPlan, CsvFormat, CsvRowError, FileFormatError, detect_format, iter_records, plan_columns, read_header,
+    validate_mapping,
+)
 from imports.rows import CsvRowCleaner
 from imports.writers import seen_table
 from inboxerr.actors import Actor
 from inboxerr.errors import Conflict, InvalidInput
-from subscribers.models import KeyField
+from subscribers.models import KeyField, SubscriberList
 from subscribers.services import list_get_or_create
 
 FINISHED_STATUSES = (
@@ -66,13 +70,11 @@ def discard_stored(stored: StoredFile) -> None:
     stored.path.unlink(missing_ok=True)
 
 
-def _check_csv(stored: StoredFile, key_field: str, mapping: dict) -> dict:
+def import_check_file(*, stored: StoredFile, key_field: str, mapping: dict) -> dict:
     """Everything that can be known about the file from its first rows, before a job exists:
-    it is CSV, it has a header and at least one data row, and it has the list's key column."""
-    try:
-        fmt = detect_format(stored.path, encoding=stored.encoding)
-    except FileFormatError as exc:
-        raise InvalidInput(f"file: {exc}", field="file") from None
+    it is CSV, it has a header and at least one data row, and it has the list's key column.
+    Returns the job's reading options; raises InvalidInput naming the problem."""
+    fmt = _read_format(stored)
     header = read_header(stored.path, fmt)
     unknown = sorted(set(mapping) - set(header))
     if unknown:
@@ -83,15 +85,68 @@ def _check_csv(stored: StoredFile, key_field: str, mapping: dict) -> dict:
             f"file: no {key_field} column; found columns: {', '.join(header)[:500]} "
             f"(name one with mapping, e.g. {{\"{header[0]}\": \"{key_field}\"}})",
             field="file",
+            extra={"missing_column": key_field},
         )
-    records = iter_records(stored.path, fmt, start=fmt.header_end, first_record=2)
-    if next(records, None) is None:
-        raise InvalidInput("file: the file has a header but no data rows", field="file")
+    _first_rows(stored, fmt, 1)
     return {
         "format": {"encoding": fmt.encoding, "delimiter": fmt.delimiter, "header_end": fmt.header_end},
         "header": header,  # a list: the order of columns (jsonb objects do not keep key order)
         "columns": plan.as_mapping(),
     }
+
+
+def _read_format(stored: StoredFile) -> CsvFormat:
+    try:
+        return detect_format(stored.path, encoding=stored.encoding)
+    except FileFormatError as exc:
+        raise InvalidInput(f"file: {exc}", field="file") from None
+
+
+def _first_rows(stored: StoredFile, fmt: CsvFormat, count: int) -> list[list[str]]:
+    """Up to `count` data rows; a file with a header and nothing else is refused, as a job would
+    end failed with nothing to do."""
+    records = iter_records(stored.path, fmt, start=fmt.header_end, first_record=2)
+    rows = [[] if isinstance(cells, CsvRowError) else cells for _, cells, _ in islice(records, count)]
+    if not rows:
+        raise InvalidInput("file: the file has a header but no data rows", field="file")
+    return rows
+
+
+@dataclass(frozen=True)
+class ImportPreview:
+    """What the admin shows before an import starts: how the file reads, where each column would
+    go, the first rows, and whether the same file already went into the list."""
+
+    format: CsvFormat
+    header: list[str]
+    plan: ColumnPlan
+    rows: list[list[str]]
+    key_column_missing: bool
+    previous_job: ImportJob | None
+
+
+def import_preview(*, stored: StoredFile, subscriber_list: SubscriberList, mapping: dict | None = None,
+                   rows: int = 10) -> ImportPreview:
+    """Read the head of an uploaded file for the admin's preview. A file that is not a readable
+    CSV with data rows is refused with InvalidInput and removed, so nothing is left behind; a
+    missing key column is only reported, as the operator may still map one."""
+    try:
+        fmt = _read_format(stored)
+        header = read_header(stored.path, fmt)
+        first = _first_rows(stored, fmt, rows)
+    except InvalidInput:
+        discard_stored(stored)
+        raise
+    plan = plan_columns(header, {k: v for k, v in (mapping or {}).items() if k in header})
+    return ImportPreview(
+        format=fmt, header=header, plan=plan, rows=first,
+        key_column_missing=CsvRowCleaner(plan, subscriber_list.key_field).missing_key_column(),
+        previous_job=_previous_import(subscriber_list, stored.sha256),
+    )
+
+
+def _previous_import(subscriber_list: SubscriberList, sha256: str) -> ImportJob | None:
+    return ImportJob.objects.filter(list=subscriber_list, sha256=sha256).exclude(status=ImportStatus.CANCELLED).first()
 
 
 @transaction.atomic
@@ -107,9 +162,12 @@ def import_create(
     update_existing: bool = True,
     force: bool = False,
     enqueue: bool = True,
+    keep_file_on_error: bool = False,
 ) -> ImportJob:
     """Create and queue an import of a stored file into a list (created on first use). Refuses
-    the same file for the same list while a job for it exists, unless forced."""
+    the same file for the same list while a job for it exists, unless forced. A refused file is
+    removed, unless `keep_file_on_error` (the admin's wizard, where the operator can change an
+    option and start again without a second upload)."""
     try:
         if key_field and key_field not in KeyField.values:
             raise InvalidInput(f"key_field: must be one of {', '.join(KeyField.values)}", field="key_field")
@@ -118,9 +176,7 @@ def import_create(
         except ValueError as exc:
             raise InvalidInput(f"mapping: {exc}", field="mapping") from None
         subscriber_list = list_get_or_create(actor=actor, owner=owner, name=list_name, key_field=key_field)
-        existing = ImportJob.objects.filter(list=subscriber_list, sha256=stored.sha256).exclude(
-            status=ImportStatus.CANCELLED
-        ).first()
+        existing = _previous_import(subscriber_list, stored.sha256)
         if existing and not force:
             raise Conflict(
                 f"This file was already imported into '{subscriber_list.name}' (job {existing.pk}, {existing.status}); "
@@ -130,9 +186,10 @@ def import_create(
             )
         options: dict = {"key_field": subscriber_list.key_field, "mapping": mapping, "update_existing": update_existing}
         if source == ImportSource.CSV:
-            options.update(_check_csv(stored, subscriber_list.key_field, mapping))
+            options.update(import_check_file(stored=stored, key_field=subscriber_list.key_field, mapping=mapping))
     except Exception:
-        discard_stored(stored)
+        if not keep_file_on_error:
+            discard_stored(stored)
         raise
     job = ImportJob.objects.create(
         owner=subscriber_list.owner,

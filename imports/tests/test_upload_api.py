@@ -245,6 +245,22 @@ def test_header_only_file_is_refused(api):
     assert not SubscriberList.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("content", "detail"),
+    [
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "file: This is not a text file; upload a CSV file"),
+        (b'[{"email": "ann@x.io"}]', "file: This file is JSON, not CSV; export it as CSV with a header row"),
+    ],
+    ids=["png", "json"],
+)
+def test_a_file_that_is_not_csv_is_refused_by_name(api, content, detail):
+    response = upload(api, content)
+
+    assert response.status_code == 400
+    assert response.json()["detail"] == detail
+    assert_nothing_stored()
+
+
 def test_unknown_key_field_is_refused(api):
     response = upload(api, CSV, key_field="fax")
 
