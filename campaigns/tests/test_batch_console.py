@@ -209,7 +209,8 @@ def test_the_batch_and_campaign_pages_follow_their_job_live(owner):
 
     batch = _ingest(owner)
     page = _login(owner).get(f"{BATCHES}{batch.pk}/change/").content.decode()
-    assert f"/ws/jobs/{batch.batch_id}/" in page and f'data-url="/api/v1/tasks/{batch.batch_id}"' in page
+    # The panel's script opens /ws/jobs/<data-job-id>/ and polls data-task-url as its fallback.
+    assert f'data-task-url="/api/v1/tasks/{batch.batch_id}"' in page and f'data-job-id="{batch.batch_id}"' in page
     campaign = Campaign.objects.create(owner=owner, name="Live", channel="sms", message_content="Hi", status="running")
     page = _login(owner).get(f"/admin/campaigns/campaign/{campaign.pk}/change/").content.decode()
-    assert f"/ws/jobs/{campaign.pk}/" in page
+    assert f'data-job-id="{campaign.pk}"' in page and "inboxerr/job_panel.js" in page

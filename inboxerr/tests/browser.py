@@ -122,7 +122,9 @@ def live_stack(request, django_db_setup, django_db_blocker, collected_static, tm
             kill_group(proc)
 
 
-@pytest.fixture(scope="session")
+# Per module, like the stack: Playwright's sync API keeps an event loop running in this thread
+# while it is open, and tests elsewhere that call async_to_sync (WebSocket clients) cannot run then.
+@pytest.fixture(scope="module")
 def browser():
     from playwright.sync_api import sync_playwright
 
