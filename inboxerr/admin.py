@@ -5,11 +5,13 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
 from knox.models import AuthToken
 
 from inboxerr.accounts import api_token_create
-from inboxerr.admin_tools import admin_actor
+from inboxerr.admin_tools import SafeFormAdmin, admin_actor
+from inboxerr.errors import InvalidInput
 from inboxerr.models import WorkerHeartbeat
 
 admin.site.site_header = "Inboxerr operations"
@@ -30,7 +32,7 @@ class TokenCreateForm(forms.ModelForm):
 
 
 @admin.register(AuthToken)
-class AuthTokenAdmin(admin.ModelAdmin):
+class AuthTokenAdmin(SafeFormAdmin):
     list_display = ("token_key", "user", "created", "expiry")
     list_select_related = ("user",)
     search_fields = ("user__username", "=token_key")
@@ -48,19 +50,24 @@ class AuthTokenAdmin(admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: AuthToken | None = None) -> bool:
         return False
 
-    def save_model(self, request: HttpRequest, obj: AuthToken, form: forms.ModelForm, change: bool) -> None:
+    def service_save(self, request: HttpRequest, obj: AuthToken, form: forms.ModelForm, change: bool) -> AuthToken:
         user = form.cleaned_data["user"]
         if not request.user.is_superuser and user.pk != request.user.pk:
-            raise PermissionError("Only superusers issue tokens for other users")
+            raise InvalidInput("Only superusers issue tokens for other users", field="user")
         instance, token = api_token_create(
             actor=admin_actor(request), username=user.get_username(), expiry_days=form.cleaned_data["expiry_days"]
         )
-        obj.pk = instance.pk
         self.message_user(
             request,
             f"Token for {user.get_username()}: {token} — copy it now, it is not shown again.",
             level=messages.WARNING,
         )
+        return instance
+
+    def response_add(self, request: HttpRequest, obj: AuthToken, post_url_continue: str | None = None) -> HttpResponse:
+        # Django's "was added successfully" message names the object, and a token's str() is its
+        # digest: the one message to show is the token itself, sent by service_save.
+        return HttpResponseRedirect(reverse("admin:knox_authtoken_changelist"))
 
 
 @admin.register(WorkerHeartbeat)
