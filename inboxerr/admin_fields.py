@@ -55,7 +55,7 @@ class KeyValueWidget(forms.Widget):
             '<div class="key-value" id="{}"><table><thead><tr><th>key</th><th>value</th></tr></thead>'
             "<tbody>{}</tbody></table>"
             '<a href="#" class="key-value-add" onclick="{}">Add a row</a>'
-            "<p class=\"help\">Clear a key to remove it.</p></div>",
+            "<p class=\"help\">Empty a row (key and value) to remove it.</p></div>",
             (attrs or {}).get("id", f"id_{name}"), body, _ADD_ROW_SCRIPT,
         )
 

@@ -6,6 +6,8 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.http import urlencode
 from django.utils.text import slugify
 
 from import_export.admin import ImportExportMixin
@@ -43,6 +45,28 @@ class SubscriberListAdmin(OwnedAdmin):
         actions = super().get_actions(request)
         actions.pop("delete_selected", None)  # deletion goes through the safe action below
         return actions
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None):
+        # Read from the database, not the page's object: after a refused rename that one holds
+        # the refused name, which may not even fit in a URL.
+        stored = self.get_object(request, object_id)
+        links = self._links(request, stored) if stored else []
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), "list_links": links})
+
+    def _links(self, request: HttpRequest, subscriber_list: SubscriberList) -> list[tuple[str, str]]:
+        """Where an operator goes from a list: its subscribers, an import into it, its export and
+        the campaigns that send to it."""
+        user, pk = request.user, subscriber_list.pk
+        links = []
+        if user.has_perm("subscribers.view_subscriber"):
+            links.append(("Subscribers", f"{reverse('admin:subscribers_subscriber_changelist')}?list={pk}"))
+            owner = urlencode({"owner": subscriber_list.owner.get_username()})
+            links.append(("Export CSV", f"{reverse('list-export', args=[subscriber_list.name])}?{owner}"))
+        if user.has_perm("imports.add_importjob"):
+            links.append(("Import CSV", f"{reverse('admin:imports_importjob_upload')}?list={pk}"))
+        if user.has_perm("campaigns.view_campaign"):
+            links.append(("Campaigns", f"{reverse('admin:campaigns_campaign_changelist')}?lists__id__exact={pk}"))
+        return links
 
     def has_delete_permission(self, request: HttpRequest, obj: SubscriberList | None = None) -> bool:
         return False  # the plain delete would skip the safety checks; use "Delete list safely"

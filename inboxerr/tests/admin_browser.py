@@ -119,3 +119,36 @@ def csrf_token(client: Client) -> str:
     if "csrftoken" not in client.cookies:
         client.get("/admin/")
     return client.cookies["csrftoken"].value
+
+
+def submit(client: Client, url: str, changes: dict[str, object] | None = None, *, form_suffix: str = "_form",
+           follow: bool = False):
+    """Load the page at `url`, change some of its form's values (a list for several values, None
+    to leave a field out) and post it with the page's CSRF token, as a person in a browser would."""
+    page = client.get(url)
+    assert page.status_code == 200, f"GET {url} answered {page.status_code}"
+    data = read_form(page.content.decode(), form_suffix).data
+    for name, value in (changes or {}).items():
+        if value is None:
+            data.pop(name, None)
+        else:
+            data[name] = [str(v) for v in value] if isinstance(value, list) else [str(value)]
+    data["csrfmiddlewaretoken"] = [csrf_token(client)]
+    return client.post(url, data, follow=follow)
+
+
+def action(client: Client, changelist_url: str, name: str, pks: list[object], *, follow: bool = True):
+    """Run an admin action on a selection from the changelist, with the page's CSRF token."""
+    data = {"action": name, "_selected_action": [str(pk) for pk in pks], "index": "0",
+            "csrfmiddlewaretoken": csrf_token(client)}
+    return client.post(changelist_url, data, follow=follow)
+
+
+def field_errors(response, name: str) -> list[str]:
+    """The errors shown on one field of a refused admin form."""
+    form = response.context["adminform"].form
+    return list(form.errors.get(name, []))
+
+
+def page_messages(response) -> list[str]:
+    return [str(m) for m in response.context["messages"]] if response.context else []
