@@ -23,7 +23,6 @@ if admin.site.is_registered(AuthToken):
 
 
 class TokenCreateForm(forms.ModelForm):
-    user = forms.ModelChoiceField(queryset=get_user_model().objects.filter(is_active=True))
     expiry_days = forms.IntegerField(min_value=1, max_value=3650, initial=settings.API_TOKEN_TTL.days)
 
     class Meta:
@@ -42,9 +41,15 @@ class AuthTokenAdmin(SafeFormAdmin):
         qs = super().get_queryset(request)
         return qs if request.user.is_superuser else qs.filter(user=request.user)
 
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict:
+        return {**super().get_changeform_initial_data(request), "user": request.user.pk}
+
     def formfield_for_foreignkey(self, db_field, request: HttpRequest, **kwargs):
-        if db_field.name == "user" and not request.user.is_superuser:
-            kwargs["queryset"] = get_user_model().objects.filter(pk=request.user.pk)
+        if db_field.name == "user":
+            users = get_user_model().objects.filter(is_active=True)
+            if not request.user.is_superuser:  # only superusers issue tokens for others
+                users, kwargs["empty_label"] = users.filter(pk=request.user.pk), None
+            kwargs["queryset"] = users
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def has_change_permission(self, request: HttpRequest, obj: AuthToken | None = None) -> bool:
