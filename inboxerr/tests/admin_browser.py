@@ -15,6 +15,7 @@ class FormField:
     name: str
     kind: str  # an input type, "textarea" or "select"
     options: list[str] = field(default_factory=list)
+    css_class: str = ""
 
 
 class _FormParser(HTMLParser):
@@ -51,7 +52,7 @@ class _FormParser(HTMLParser):
                 if "checked" in a:
                     self.data.setdefault(name, []).append(a.get("value", "on"))
                 return
-            self.fields[name] = FormField(name, kind)
+            self.fields[name] = FormField(name, kind, css_class=a.get("class", ""))
             self.data[name] = [a.get("value", "")]
         elif tag == "textarea" and name:
             self.fields[name] = FormField(name, "textarea")

@@ -27,7 +27,7 @@ from imports.models import ImportJob
 from inboxerr.accounts import api_token_create
 from inboxerr.actors import Actor
 from inboxerr.models import WorkerHeartbeat
-from inboxerr.tests.admin_browser import browser_for, csrf_token, read_form
+from inboxerr.tests.admin_browser import FormField, browser_for, csrf_token, read_form
 from inboxerr.webhooks import services as webhook_services
 from inboxerr.webhooks.models import WebhookDelivery, WebhookEndpoint
 from subscribers import services as subscriber_services
@@ -36,8 +36,11 @@ from subscribers.models import Subscriber, SubscriberList, Suppression
 LONG = "x" * 10_000
 # Raw query strings: a lone %, a NUL, the UTF-8 encoding of a lone surrogate, 10k chars, HTML.
 BAD_SEARCHES = ["%", "%00", "%ED%A0%80", LONG, "%3Cscript%3Ealert(1)%3C%2Fscript%3E"]
-BAD_TEXT = ["", LONG, "/", "é漢字🙂", "\x00", "<script>alert(1)</script>", "{\"k\": \"\\u0000\"}",
-            "{\"k\": \"\\ud800\"}", "abc", "-1", "1e400", "99999999999999999999", "2024-13-45"]
+BAD_TEXT = ["", LONG, "/", "é漢字🙂", "\x00", "<script>alert(1)</script>"]
+# Wrong types, sent where a number, a date or JSON (a textarea) is expected.
+BAD_NUMBERS = ["abc", "-1", "1e400", "99999999999999999999"]
+BAD_DATES = ["2024-13-45", "25:61", "abc"]
+BAD_JSON = ["{\"k\": \"\\u0000\"}", "{\"k\": \"\\ud800\"}", "[1, 2", "abc"]
 BAD_CHOICES = ["999999999", "not-a-choice"]
 FINE = {200, 302, 400, 403, 404}
 # Routes other engineers are building; the sweep covers them once they land.
@@ -125,7 +128,7 @@ class Sweep:
             return
         token = csrf_token(self.client)
         for name in form.text_fields():
-            for value in BAD_TEXT:
+            for value in BAD_TEXT + self.wrong_types(form.fields[name]):
                 data = {**form.with_value(name, value), "csrfmiddlewaretoken": [token], "_save": ["Save"]}
                 self.check(f"POST {url} {name}={value[:20]!r}", self.client.post(url, data), form_post=True)
         for name, field in form.fields.items():
@@ -133,6 +136,14 @@ class Sweep:
                 for value in BAD_CHOICES:
                     data = {**form.with_value(name, value), "csrfmiddlewaretoken": [token], "_save": ["Save"]}
                     self.check(f"POST {url} {name}={value!r}", self.client.post(url, data), form_post=True)
+
+    @staticmethod
+    def wrong_types(field: FormField) -> list[str]:
+        if field.kind == "number":
+            return BAD_NUMBERS
+        if "vDateField" in field.css_class or "vTimeField" in field.css_class:
+            return BAD_DATES
+        return BAD_JSON if field.kind == "textarea" else []
 
     def actions(self) -> None:
         page = self.client.get(self.changelist)
