@@ -6,7 +6,6 @@ change forms posted with hostile values one at a time, and every action on a sel
 through a client that enforces CSRF, with the token read from the page, as a browser sends it.
 """
 
-from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
