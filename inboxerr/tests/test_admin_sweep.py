@@ -26,7 +26,7 @@ from imports.models import ImportJob
 from inboxerr.accounts import api_token_create
 from inboxerr.actors import Actor
 from inboxerr.models import WorkerHeartbeat
-from inboxerr.tests.admin_browser import FormField, browser_for, csrf_token, read_form
+from inboxerr.tests.admin_browser import FormField, action, browser_for, csrf_token, read_form
 from inboxerr.webhooks import services as webhook_services
 from inboxerr.webhooks.models import WebhookDelivery, WebhookEndpoint
 from subscribers import services as subscriber_services
@@ -148,14 +148,9 @@ class Sweep:
         page = self.client.get(self.changelist)
         if page.status_code != 200:
             return
-        form = read_form(page.content.decode(), form_suffix="changelist-form")
-        action = form.fields.get("action")
-        for name in action.options if action else []:
-            if not name:
-                continue
-            data = {"action": name, "_selected_action": [str(self.obj.pk)], "index": "0",
-                    "csrfmiddlewaretoken": csrf_token(self.client)}
-            self.check(f"action {name}", self.client.post(self.changelist, data))
+        choices = read_form(page.content.decode(), form_suffix="changelist-form").fields.get("action")
+        for name in filter(None, choices.options if choices else []):
+            self.check(f"action {name}", action(self.client, self.changelist, name, [self.obj.pk], follow=False))
 
     def run(self) -> list[str]:
         self.changelist_pages()
@@ -191,3 +186,19 @@ def test_a_post_without_the_csrf_token_is_refused(owner):
     response = client.post("/admin/subscribers/subscriberlist/add/", {"name": "No token", "key_field": "email"})
     assert response.status_code == 403
     assert not SubscriberList.objects.filter(name="No token").exists()
+
+
+@pytest.mark.xfail(reason="the upload page is being rebuilt on the import wizard branch; here ?list=abc "
+                          "answers 500 (ValueError from filter(pk='abc')) and so does any POST (admin_view's "
+                          "csrf_protect reads the body before upload_view sets its upload handler)")
+@pytest.mark.parametrize("role", ["operator", "superuser"])
+def test_the_import_upload_page_never_answers_5xx_to_bad_input(role: str, users, owner):
+    browser = browser_for(users[role])
+    browser.raise_request_exception = False
+    subscriber_list = SubscriberList.objects.create(owner=owner, name="Uploads")
+    url = reverse("admin:imports_importjob_upload")
+    answers = {query: browser.get(f"{url}?{query}").status_code
+               for query in (f"list={subscriber_list.pk}", "", "list=abc", "list=%00", "list=99999999999999999999")}
+    answers["POST without a file"] = browser.post(
+        f"{url}?list={subscriber_list.pk}", {"csrfmiddlewaretoken": csrf_token(browser)}).status_code
+    assert {query: code for query, code in answers.items() if code not in FINE} == {}
