@@ -11,10 +11,11 @@ from inboxerr.admin_tools import unstorable_text
 KEY_MAX_LENGTH = 100
 VALUE_MAX_LENGTH = 5_000
 
-# Clones the last row of the table it sits under; the empty row carries no id worth renumbering.
+# Clones the last row of the table it sits under, emptied and without the label's id.
 _ADD_ROW_SCRIPT = (
     "var t=this.previousElementSibling,r=t.rows[t.rows.length-1].cloneNode(true);"
-    "r.querySelectorAll('input').forEach(function(i){i.value='';});t.tBodies[0].appendChild(r);return false;"
+    "r.querySelectorAll('input').forEach(function(i){i.value='';i.removeAttribute('id');});"
+    "t.tBodies[0].appendChild(r);return false;"
 )
 
 
@@ -45,18 +46,20 @@ class KeyValueWidget(forms.Widget):
 
     def render(self, name: str, value: object, attrs: dict | None = None, renderer=None) -> str:
         rows = [*self.rows(value), ("", "")]
+        field_id = (attrs or {}).get("id", f"id_{name}")  # on the first key, where the label points
         body = format_html_join(
             "",
-            '<tr><td><input type="text" name="{}_key" value="{}" maxlength="{}" aria-label="key"></td>'
+            '<tr><td><input type="text" name="{}_key" value="{}" maxlength="{}" aria-label="key"{}></td>'
             '<td><input type="text" name="{}_value" value="{}" class="vTextField" aria-label="value"></td></tr>',
-            ((name, key, KEY_MAX_LENGTH, name, value) for key, value in rows),
+            ((name, key, KEY_MAX_LENGTH, format_html(' id="{}"', field_id) if i == 0 else "", name, text)
+             for i, (key, text) in enumerate(rows)),
         )
         return format_html(
-            '<div class="key-value" id="{}"><table><thead><tr><th>key</th><th>value</th></tr></thead>'
+            '<div class="key-value"><table><thead><tr><th>key</th><th>value</th></tr></thead>'
             "<tbody>{}</tbody></table>"
             '<a href="#" class="key-value-add" onclick="{}">Add a row</a>'
-            "<p class=\"help\">Empty a row (key and value) to remove it.</p></div>",
-            (attrs or {}).get("id", f"id_{name}"), body, _ADD_ROW_SCRIPT,
+            '<p class="help">Empty a row (key and value) to remove it.</p></div>',
+            body, _ADD_ROW_SCRIPT,
         )
 
 
