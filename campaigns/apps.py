@@ -2,5 +2,6 @@ from django.apps import AppConfig
 
 
 class CampaignsConfig(AppConfig):
-    default_auto_field = 'django.db.models.BigAutoField'
-    name = 'campaigns'
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "campaigns"
+    verbose_name = "Campaigns & sending"

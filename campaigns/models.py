@@ -192,6 +192,9 @@ class OutboxSwitch(models.Model):
     changed_at = models.DateTimeField(null=True, blank=True)
     changed_by = models.CharField(max_length=150, blank=True)
 
+    class Meta:
+        verbose_name = verbose_name_plural = "batch publisher"
+
     def __str__(self) -> str:
         return "outbox publisher: " + ("running" if self.enabled else "stopped")
 

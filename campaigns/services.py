@@ -380,7 +380,8 @@ def _audience_where(campaign: Campaign, list_ids: list[int]) -> tuple[str, list]
     if campaign.import_job_id:
         clauses.append("import_job_id = %s")
         params.append(campaign.import_job_id)
-    return " OR ".join(clauses), params
+    # Neither: the campaign's recipients were written as messages when it was made (from a CSV).
+    return " OR ".join(clauses) or "FALSE", params
 
 
 def _fan_out_select(campaign: Campaign, list_ids: list[int]) -> tuple[str, list]:

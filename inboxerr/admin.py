@@ -5,11 +5,13 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
 from knox.models import AuthToken
 
 from inboxerr.accounts import api_token_create
-from inboxerr.admin_tools import admin_actor
+from inboxerr.admin_tools import SafeFormAdmin, admin_actor
+from inboxerr.errors import InvalidInput
 from inboxerr.models import WorkerHeartbeat
 
 admin.site.site_header = "Inboxerr operations"
@@ -21,7 +23,6 @@ if admin.site.is_registered(AuthToken):
 
 
 class TokenCreateForm(forms.ModelForm):
-    user = forms.ModelChoiceField(queryset=get_user_model().objects.filter(is_active=True))
     expiry_days = forms.IntegerField(min_value=1, max_value=3650, initial=settings.API_TOKEN_TTL.days)
 
     class Meta:
@@ -30,7 +31,7 @@ class TokenCreateForm(forms.ModelForm):
 
 
 @admin.register(AuthToken)
-class AuthTokenAdmin(admin.ModelAdmin):
+class AuthTokenAdmin(SafeFormAdmin):
     list_display = ("token_key", "user", "created", "expiry")
     list_select_related = ("user",)
     search_fields = ("user__username", "=token_key")
@@ -40,27 +41,38 @@ class AuthTokenAdmin(admin.ModelAdmin):
         qs = super().get_queryset(request)
         return qs if request.user.is_superuser else qs.filter(user=request.user)
 
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict:
+        return {**super().get_changeform_initial_data(request), "user": request.user.pk}
+
     def formfield_for_foreignkey(self, db_field, request: HttpRequest, **kwargs):
-        if db_field.name == "user" and not request.user.is_superuser:
-            kwargs["queryset"] = get_user_model().objects.filter(pk=request.user.pk)
+        if db_field.name == "user":
+            users = get_user_model().objects.filter(is_active=True)
+            if not request.user.is_superuser:  # only superusers issue tokens for others
+                users, kwargs["empty_label"] = users.filter(pk=request.user.pk), None
+            kwargs["queryset"] = users
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def has_change_permission(self, request: HttpRequest, obj: AuthToken | None = None) -> bool:
         return False
 
-    def save_model(self, request: HttpRequest, obj: AuthToken, form: forms.ModelForm, change: bool) -> None:
+    def service_save(self, request: HttpRequest, obj: AuthToken, form: forms.ModelForm, change: bool) -> AuthToken:
         user = form.cleaned_data["user"]
         if not request.user.is_superuser and user.pk != request.user.pk:
-            raise PermissionError("Only superusers issue tokens for other users")
+            raise InvalidInput("Only superusers issue tokens for other users", field="user")
         instance, token = api_token_create(
             actor=admin_actor(request), username=user.get_username(), expiry_days=form.cleaned_data["expiry_days"]
         )
-        obj.pk = instance.pk
         self.message_user(
             request,
             f"Token for {user.get_username()}: {token} — copy it now, it is not shown again.",
             level=messages.WARNING,
         )
+        return instance
+
+    def response_add(self, request: HttpRequest, obj: AuthToken, post_url_continue: str | None = None) -> HttpResponse:
+        # Django's "was added successfully" message names the object, and a token's str() is its
+        # digest: the one message to show is the token itself, sent by service_save.
+        return HttpResponseRedirect(reverse("admin:knox_authtoken_changelist"))
 
 
 @admin.register(WorkerHeartbeat)

@@ -16,7 +16,7 @@ from django.urls import path, reverse
 from django.utils.formats import number_format
 
 from inboxerr.admin_tools import admin_actor
-from inboxerr.errors import ServiceError
+from inboxerr.errors import NotFound, ServiceError
 from inboxerr.tracker import task_get
 
 FINISHED_STATUSES = ("completed", "partially_completed", "failed", "cancelled", "committed")
@@ -126,7 +126,10 @@ class JobPageMixin:
         obj = self.get_object(request, object_id)
         if obj is None:
             return {}
-        panel = self.job_panel(request, obj)
+        try:
+            panel = self.job_panel(request, obj)
+        except NotFound:  # not a trackable job (a malformed id): the page shows without a panel
+            return {}
         job = panel.job
         return {
             "panel": panel,

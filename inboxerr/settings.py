@@ -63,14 +63,14 @@ if SECRET_KEY == _DEV_SECRET_KEY:
 INSTALLED_APPS = [
     "daphne",  # first: `runserver` then serves ASGI (HTTP and the live-progress WebSockets)
     "django.contrib.admin",
-    "django.contrib.auth",
+    "inboxerr.apps.UsersConfig",  # django.contrib.auth, named for the console
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
     "rest_framework",
-    "knox",
+    "inboxerr.apps.KnoxConfig",  # knox, named for the console
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_q",
@@ -153,7 +153,7 @@ Q_CLUSTER = {
     "ack_failures": True,
     "catch_up": False,
     "save_limit": 1000,
-    "label": "Tasks",
+    "label": "Background tasks",  # the admin section of django-q2's models
 }
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL

@@ -6,10 +6,13 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.http import urlencode
 from django.utils.text import slugify
 
 from import_export.admin import ImportExportMixin
 
+from inboxerr.admin_fields import KeyValueField, keep_unchanged_types
 from inboxerr.admin_tools import EstimatedCountPaginator, OwnedAdmin, admin_actor
 from inboxerr.errors import ServiceError
 from subscribers import selectors, services
@@ -43,19 +46,39 @@ class SubscriberListAdmin(OwnedAdmin):
         actions.pop("delete_selected", None)  # deletion goes through the safe action below
         return actions
 
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None):
+        # Read from the database, not the page's object: after a refused rename that one holds
+        # the refused name, which may not even fit in a URL.
+        stored = self.get_object(request, object_id)
+        links = self._links(request, stored) if stored else []
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), "list_links": links})
+
+    def _links(self, request: HttpRequest, subscriber_list: SubscriberList) -> list[tuple[str, str]]:
+        """Where an operator goes from a list: its subscribers, an import into it, its export and
+        the campaigns that send to it."""
+        user, pk = request.user, subscriber_list.pk
+        links = []
+        if user.has_perm("subscribers.view_subscriber"):
+            links.append(("Subscribers", f"{reverse('admin:subscribers_subscriber_changelist')}?list={pk}"))
+            owner = urlencode({"owner": subscriber_list.owner.get_username()})
+            links.append(("Export CSV", f"{reverse('list-export', args=[subscriber_list.name])}?{owner}"))
+        if user.has_perm("imports.add_importjob"):
+            links.append(("Import a CSV", f"{reverse('admin:imports_importjob_upload')}?list={pk}"))
+        if user.has_perm("campaigns.view_campaign"):
+            links.append(("Campaigns", f"{reverse('admin:campaigns_campaign_changelist')}?lists__id__exact={pk}"))
+        return links
+
     def has_delete_permission(self, request: HttpRequest, obj: SubscriberList | None = None) -> bool:
         return False  # the plain delete would skip the safety checks; use "Delete list safely"
 
-    def save_model(self, request: HttpRequest, obj: SubscriberList, form: forms.ModelForm, change: bool) -> None:
+    def service_save(self, request: HttpRequest, obj: SubscriberList, form: forms.ModelForm, change: bool) -> SubscriberList:
         actor = admin_actor(request)
         if change:
-            saved = services.list_update(actor=actor, subscriber_list=obj, name=obj.name, description=obj.description)
-        else:
-            owner = obj.owner if request.user.is_superuser and obj.owner_id else request.user
-            saved = services.list_create(
-                actor=actor, owner=owner, name=obj.name, description=obj.description, key_field=obj.key_field
-            )
-        obj.pk = saved.pk
+            return services.list_update(actor=actor, subscriber_list=obj, name=obj.name, description=obj.description)
+        owner = obj.owner if request.user.is_superuser and obj.owner_id else request.user
+        return services.list_create(
+            actor=actor, owner=owner, name=obj.name, description=obj.description, key_field=obj.key_field
+        )
 
     @admin.action(description="Export selected list as CSV", permissions=["view"])
     def export_list(self, request: HttpRequest, queryset: QuerySet[SubscriberList]) -> HttpResponse | None:
@@ -99,12 +122,18 @@ class SubscriberListAdmin(OwnedAdmin):
 
 
 class SubscriberAdminForm(forms.ModelForm):
+    standard_fields = KeyValueField(help_text="first_name, last_name, company ... (see the README).")
+    custom_fields = KeyValueField()
+
     class Meta:
         model = Subscriber
         fields = ("list", "email", "phone", "name", "status", "standard_fields", "custom_fields")
 
     def clean(self) -> dict:
         data = super().clean()
+        for name in ("standard_fields", "custom_fields"):
+            if name in data:
+                data[name] = keep_unchanged_types(data[name], getattr(self.instance, name))
         subscriber_list = data.get("list")
         if subscriber_list is None:
             return data
@@ -177,14 +206,12 @@ class SubscriberAdmin(OwnedAdmin):
         strategy = selectors.search_strategy(search_term, "smart")
         return queryset.filter(selectors.search_filter(search_term, strategy)), False
 
-    def save_model(self, request: HttpRequest, obj: Subscriber, form: forms.ModelForm, change: bool) -> None:
+    def service_save(self, request: HttpRequest, obj: Subscriber, form: forms.ModelForm, change: bool) -> Subscriber:
         data = {k: form.cleaned_data.get(k) for k in ("email", "phone", "name", "status", "standard_fields", "custom_fields")}
         actor = admin_actor(request)
         if change:
-            saved = services.subscriber_update(actor=actor, subscriber=obj, data={**data, "list": obj.list.name})
-        else:
-            saved = services.subscriber_create(actor=actor, owner=obj.list.owner, list_name=obj.list.name, record=data)
-        obj.pk = saved.pk
+            return services.subscriber_update(actor=actor, subscriber=obj, data={**data, "list": obj.list.name})
+        return services.subscriber_create(actor=actor, owner=obj.list.owner, list_name=obj.list.name, record=data)
 
     def delete_model(self, request: HttpRequest, obj: Subscriber) -> None:
         services.subscriber_delete(actor=admin_actor(request), subscriber=obj)
@@ -211,11 +238,10 @@ class SuppressionAdmin(ImportExportMixin, OwnedAdmin):
     def has_change_permission(self, request: HttpRequest, obj: Suppression | None = None) -> bool:
         return False  # a suppression is added or removed, never edited
 
-    def save_model(self, request: HttpRequest, obj: Suppression, form: forms.ModelForm, change: bool) -> None:
-        saved = services.suppression_create(
+    def service_save(self, request: HttpRequest, obj: Suppression, form: forms.ModelForm, change: bool) -> Suppression:
+        return services.suppression_create(
             actor=admin_actor(request), owner=request.user, channel=obj.channel, address=obj.address, reason=obj.reason
         )
-        obj.pk = saved.pk
 
     def delete_model(self, request: HttpRequest, obj: Suppression) -> None:
         services.suppression_delete(actor=admin_actor(request), suppression=obj)

@@ -21,8 +21,9 @@ from django.utils import timezone
 
 from campaigns import outbox
 from campaigns.models import (
-    BatchStatus, BatchStream, Campaign, CampaignStatus, Message, MessageBatch, MessageStatus, RateLimit,
+    BatchStatus, BatchStream, Campaign, CampaignStatus, Message, MessageBatch, MessageStatus,
 )
+from campaigns.tests.buckets import rate_limit_row
 from campaigns.tests.gateway import Gateway
 from campaigns.tests.smtp import serve_smtp
 from inboxerr.tests.processes import kill_group, start_qcluster, wait_for
@@ -172,7 +173,7 @@ def test_a_retry_while_the_publisher_still_holds_the_stream_is_sent_and_committe
         api, owner, sms_gateway):
     """The failed batch is retried while the same publisher run is busy with the next batch: that
     run must pick the retried batch up again (begin it, send it, commit it), not leave it pending."""
-    RateLimit.objects.create(name="sms", rate=20, burst=1)
+    rate_limit_row(name="sms", rate=20, burst=1)
     first = ingest(api, sms_items(1, 3))
     second = ingest(api, sms_items(2, 30))  # about 1.5 s at 20/s: the retry lands meanwhile
     sms_gateway.fail(400, message="Unknown destination handset", to=phone(1, 2))
@@ -236,7 +237,7 @@ def test_batch_events_reach_the_owners_subscribed_endpoints_only(api, outsider_a
 @pytest.mark.slow
 def test_stop_and_start_are_honoured_by_a_running_worker(api, superuser_api, owner):
     gateway = Gateway().start()
-    RateLimit.objects.create(name="sms", rate=25, burst=2)
+    rate_limit_row(name="sms", rate=25, burst=2)
     batch = ingest(api, sms_items(1, 100))  # about 4 s at 25/s; the ingest queued a publisher run
     worker = start_qcluster(
         Q_WORKERS="1", SMS_BACKEND="campaigns.channels.sms.HttpGatewayBackend", SMS_GATEWAY_URL=gateway.url,
@@ -330,7 +331,7 @@ def test_items_of_mixed_channels_are_sent_in_item_order(api, sms_gateway, settin
 
 def test_concurrent_publishers_never_send_an_item_twice_and_keep_the_order(api, owner, sms_gateway, settings):
     settings.DISPATCH_LEASE_SECONDS = 3  # a publisher renews (and checks) its stream lease every second
-    RateLimit.objects.create(name="sms", rate=25, burst=1)
+    rate_limit_row(name="sms", rate=25, burst=1)
     first, second = ingest(api, sms_items(1, 40)), ingest(api, sms_items(2, 40))  # about 3 s at 25/s
     lease = BatchStream.objects.filter(owner=owner)
 
@@ -370,7 +371,7 @@ def test_concurrent_publishers_never_send_an_item_twice_and_keep_the_order(api, 
 def test_a_publisher_that_loses_its_stream_stops_for_good_and_leaves_the_rest_pending(api, owner, sms_gateway,
                                                                                      settings):
     settings.DISPATCH_LEASE_SECONDS = 3  # a publisher checks its stream lease every second
-    RateLimit.objects.create(name="sms", rate=25, burst=1)
+    rate_limit_row(name="sms", rate=25, burst=1)
     first, second = ingest(api, sms_items(1, 30)), ingest(api, sms_items(2, 30))
     results: list = []
     run = in_thread(lambda: (outbox.publish(run_seconds=30), len(sms_gateway.requests())), results)

@@ -11,7 +11,8 @@ from django.utils import timezone
 
 from audit.models import AuditLog
 from campaigns import dispatch, services
-from campaigns.models import Campaign, CampaignStatus, Message, MessageStatus, MessageTemplate, RateLimit
+from campaigns.models import Campaign, CampaignStatus, Message, MessageStatus, MessageTemplate
+from campaigns.tests.buckets import rate_limit_row
 from inboxerr.actors import Actor
 from subscribers.tests.factories import SubscriberFactory, SubscriberListFactory
 
@@ -202,7 +203,7 @@ def test_the_message_changelist_filters_by_status(owner, outsider):
 
 
 def test_a_superuser_edits_a_rate_limit_in_the_admin(superuser):
-    bucket = RateLimit.objects.create(name="email", rate=10, burst=5)
+    bucket = rate_limit_row(name="email", rate=10, burst=5)
     response = _login(superuser).post(f"/admin/campaigns/ratelimit/{bucket.pk}/change/",
                                       {"name": "email", "rate": "2.5", "burst": "7", "enabled": "on"})
     assert response.status_code == 302
@@ -211,7 +212,7 @@ def test_a_superuser_edits_a_rate_limit_in_the_admin(superuser):
 
 
 def test_an_operator_cannot_change_the_rate_limit_every_owner_shares(owner):
-    bucket = RateLimit.objects.create(name="email", rate=10, burst=5)
+    bucket = rate_limit_row(name="email", rate=10, burst=5)
     client = _login(owner)
     assert b"Rate limits" not in client.get("/admin/").content
     response = client.post(f"/admin/campaigns/ratelimit/{bucket.pk}/change/",

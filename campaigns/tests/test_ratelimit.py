@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from campaigns import dispatch, ratelimit, services
 from campaigns.models import Campaign, CampaignStatus, Message, MessageStatus, RateLimit
+from campaigns.tests.buckets import rate_limit_row
 from campaigns.ratelimit import ChannelPaused, acquire
 from inboxerr.actors import Actor
 from subscribers.tests.factories import SubscriberFactory, SubscriberListFactory
@@ -33,7 +34,7 @@ def sleep() -> FakeSleep:
 
 
 def _bucket(*, rate: float, burst: int, full: bool = True, **fields) -> RateLimit:
-    return RateLimit.objects.create(name="email", rate=rate, burst=burst, tokens=burst if full else 0, **fields)
+    return rate_limit_row(name="email", rate=rate, burst=burst, tokens=burst if full else 0, **fields)
 
 
 @pytest.mark.django_db
@@ -94,7 +95,7 @@ def test_a_rate_edited_in_the_admin_applies_to_the_next_token(sleep):
 @pytest.mark.django_db
 def test_buckets_are_per_channel(sleep):
     _bucket(rate=1, burst=1)
-    RateLimit.objects.create(name="sms", rate=1, burst=1, tokens=1)
+    rate_limit_row(name="sms", rate=1, burst=1, tokens=1)
     assert acquire("email", sleep=sleep) == 0.0
     assert acquire("sms", sleep=sleep) == 0.0
     assert acquire("email", sleep=sleep) > 0.9

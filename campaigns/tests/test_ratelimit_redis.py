@@ -3,7 +3,7 @@
 import pytest
 
 from campaigns import ratelimit
-from campaigns.models import RateLimit
+from campaigns.tests.buckets import rate_limit_row
 
 
 @pytest.fixture
@@ -22,7 +22,7 @@ def redis_bucket(settings, db):
 
 
 def test_redis_bucket_lets_a_burst_through_then_spaces_sends_at_the_rate(redis_bucket):
-    RateLimit.objects.create(name="email", rate=100, burst=5)
+    rate_limit_row(name="email", rate=100, burst=5)
     waits: list[float] = []
     for _ in range(10):
         ratelimit.acquire("email", sleep=waits.append)
@@ -35,6 +35,6 @@ def test_redis_bucket_lets_a_burst_through_then_spaces_sends_at_the_rate(redis_b
 def test_redis_bucket_paused_and_unlimited(redis_bucket):
     assert ratelimit.acquire("email", sleep=lambda s: None) == 0.0  # no row: no limit
     ratelimit._config_cache.clear()
-    RateLimit.objects.create(name="email", rate=0, burst=5)
+    rate_limit_row(name="email", rate=0, burst=5)
     with pytest.raises(ratelimit.ChannelPaused):
         ratelimit.acquire("email", sleep=lambda s: None)

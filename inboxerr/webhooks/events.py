@@ -12,3 +12,9 @@ class WebhookEvent(models.TextChoices):
     BATCH_COMMITTED = "batch.committed", "Batch committed"
     BATCH_FAILED = "batch.failed", "Batch failed"
     BULK_EMAIL_COMPLETED = "bulk_email.completed", "Bulk email completed"
+    # Sent to one endpoint on request (services.endpoint_send_test), never emitted by a change.
+    TEST = "webhook.test", "Test event"
+
+
+# What an endpoint can subscribe to: every event a change emits.
+SUBSCRIBABLE_EVENTS = [(value, label) for value, label in WebhookEvent.choices if value != WebhookEvent.TEST]

@@ -112,6 +112,26 @@ def endpoint_rotate_secret(*, actor: Actor, endpoint: WebhookEndpoint) -> Webhoo
     return endpoint
 
 
+@transaction.atomic
+def endpoint_send_test(*, actor: Actor, endpoint: WebhookEndpoint) -> WebhookDelivery:
+    """Queue one `webhook.test` delivery to this endpoint, whatever events it subscribes to, so
+    its owner can check that the receiver answers and verifies the signature. It is signed,
+    retried and recorded like any delivery."""
+    if not endpoint.is_active:
+        raise Conflict("The endpoint is disabled; reactivate it before sending a test event")
+    delivery = WebhookDelivery.objects.create(
+        endpoint=endpoint, event=WebhookEvent.TEST, next_attempt_at=timezone.now(),
+        payload={"endpoint_id": endpoint.pk, "message": "A test event from Inboxerr"},
+    )
+    audit_record(
+        actor=actor, action="test", entity_type=ENTITY, entity_id=endpoint.pk, owner_id=endpoint.owner_id,
+        user_action=f"Sent a test event to webhook endpoint {endpoint.url}",
+        metadata={"webhook_id": delivery.webhook_id},
+    )
+    transaction.on_commit(lambda: deliveries_enqueue([delivery.pk]))
+    return delivery
+
+
 def _disable(endpoint: WebhookEndpoint, reason: str) -> None:
     """Disable an endpoint the system gave up on, failing its pending deliveries with it."""
     with transaction.atomic():
