@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install bench-subscribers bench-batches clean
+.PHONY: run test install bench-subscribers bench-batches bench-admin clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ bench-subscribers: install
 
 bench-batches: install
 	$(PY) bench/batches.py
+
+bench-admin: install
+	$(PY) bench/admin.py --json bench/results-admin.json
 
 clean:
 	rm -rf $(VENV) var inboxerr.sqlite3*
