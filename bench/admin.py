@@ -330,7 +330,7 @@ def scenarios() -> list[tuple[str, str, str]]:
     job = ImportJob.objects.filter(status="processing").first()
     batch = MessageBatch.objects.get(status="processing")
     message = Message.objects.filter(campaign=running, status="failed").order_by("id").first()
-    audit = AuditLog.objects.order_by("id")[100_000:100_001].get()
+    audit = AuditLog.objects.order_by("id")[12_345:12_346].get()  # entity id "12346": a specific one
     a = "/admin"
     return [
         ("index", "root", f"{a}/"),

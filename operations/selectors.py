@@ -21,20 +21,22 @@ from inboxerr.health import HEARTBEAT_NAME
 from inboxerr.models import WorkerHeartbeat
 from inboxerr.tracker import campaign_progress
 from operations.models import ActivityKind, ActivityMinute
-from subscribers.models import SubscriberList
+from subscribers.selectors import lists_for_user
 
 SHOWN = 10  # rows per table on the dashboard
 SENDING_CAMPAIGNS = (CampaignStatus.STARTING, CampaignStatus.RUNNING, CampaignStatus.PAUSED)
 
 
-def _owned(qs: QuerySet, user, path: str = "owner") -> QuerySet:
-    return qs if user.is_superuser else qs.filter(**{path: user})
+def _owned(qs: QuerySet, user) -> QuerySet:
+    """For the querysets without a selector of their app: campaigns of every kind (the campaigns
+    app scopes one kind at a time) and this app's rollup rows."""
+    return qs if user.is_superuser else qs.filter(owner=user)
 
 
 def audience_totals(user) -> dict:
     """Lists and subscribers: the sum of each list's maintained subscriber_count, one row per
     list (never a count over the subscribers table)."""
-    totals = _owned(SubscriberList.objects.all(), user).aggregate(lists=Count("pk"), subscribers=Sum("subscriber_count"))
+    totals = lists_for_user(user).aggregate(lists=Count("pk"), subscribers=Sum("subscriber_count"))
     return {"lists": totals["lists"], "subscribers": totals["subscribers"] or 0}
 
 
@@ -170,8 +172,9 @@ def recent_failures(user) -> list[Failure]:
     failures = []
     campaigns = _owned(Campaign.objects.filter(failed_count__gt=0), user).order_by("-created_at")[:SHOWN]
     for campaign in campaigns:
-        sample = Message.objects.filter(campaign=campaign, status=MessageStatus.FAILED).values_list(
-            "last_error", flat=True).first()
+        # Any one failed message, unordered: .first() would sort all of a campaign's failures.
+        sample = next(iter(Message.objects.filter(campaign=campaign, status=MessageStatus.FAILED).values_list(
+            "last_error", flat=True)[:1]), "")
         failures.append(Failure(
             at=campaign.finished_at or campaign.started_at or campaign.created_at, kind="campaign", name=campaign.name,
             url=reverse("admin:campaigns_campaign_change", args=[campaign.pk]),
