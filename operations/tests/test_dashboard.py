@@ -115,6 +115,14 @@ def test_a_stale_heartbeat_is_shown_as_stale_with_its_age(owner, scene):
     assert workers["beats"][0]["age_seconds"] == pytest.approx(600, abs=30)
     html = response.content.decode()
     assert "stale" in html and "worker-1" in html and "10.0m" in html
+    assert 'id="ops-worker-state"><span class="ops-figure"><span class="ops-bad">down</span>' in html
+
+
+def test_a_fresh_heartbeat_shows_the_workers_up(owner):
+    WorkerHeartbeat.objects.create(name="qcluster", beat_at=timezone.now() - timedelta(seconds=20), hostname="w", pid=1)
+    html = _client(owner).get(INDEX).content.decode()
+    assert 'id="ops-worker-state"><span class="ops-figure"><span class="ops-ok">up</span>' in html
+    assert "fresh" in html
 
 
 def test_outsider_sees_none_of_the_owners_items(outsider, scene):
