@@ -18,6 +18,7 @@ of the stack.
     .venv/bin/python bench/admin.py                 # migrate, seed if needed, measure (N=20)
     .venv/bin/python bench/admin.py --reseed -n 30  # drop the database and seed again
     .venv/bin/python bench/admin.py --only index,messages --explain   # + EXPLAIN of slowest SQL
+    .venv/bin/python bench/admin.py --messages 10000000 --only index  # 10M messages, own database
 
 Environment: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/inboxerr_bench_admin).
 It never touches the application's own database. Not a test: it prints figures; the analysis
@@ -38,14 +39,14 @@ from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 DB_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/inboxerr_bench_admin")
+MESSAGES = 1_000_000
 TARGET_MS = 500.0
 SUBSCRIBERS = 1_000_000
 LISTS = [("newsletter", "email", 900), ("customers", "email", 60), ("webinar-2026", "email", 25),
          ("vip", "email", 10), ("sms-alerts", "phone", 5)]  # share of each 1000 subscribers
 CAMPAIGNS = 30
-CAMPAIGN_MESSAGES = 900_000
 BATCHES = 20
-BATCH_ITEMS = 5_000
+BATCH_ITEMS = 5_000  # per batch; campaigns hold the rest of MESSAGES
 IMPORT_JOBS = 2_000
 AUDIT_ROWS = 200_000
 SEED_VERSION = 1
@@ -108,7 +109,7 @@ def _seeded() -> bool:
         row = cursor.fetchone()
     value = row[0] if row else None
     value = json.loads(value) if isinstance(value, str) else value
-    return bool(value) and value.get("version") == SEED_VERSION
+    return bool(value) and value.get("version") == SEED_VERSION and value.get("messages", 1_000_000) == MESSAGES
 
 
 def _secondary_indexes(table: str) -> list[tuple[str, str]]:
@@ -216,7 +217,7 @@ def seed() -> None:
                         THEN now() - (31 - c) * interval '1 day' + (i % 3600) * interval '1 second' END,
                    now() - (31 - c) * interval '1 day'
             FROM generate_series(1, %s) i, LATERAL (SELECT 1 + i % %s AS c) cc""",
-             [CAMPAIGN_MESSAGES, CAMPAIGNS])
+             [MESSAGES - BATCHES * BATCH_ITEMS, CAMPAIGNS])
         _sql("""
             INSERT INTO campaigns_messagebatch (batch_id, owner_id, sequence, status, status_reason, total_items,
                 vendor_counts, sent_count, failed_count, skipped_count, processing_time_ms, created_at, updated_at,
@@ -301,7 +302,7 @@ def seed() -> None:
                 _sql(definition)
         print(f"  indexes rebuilt: {time.perf_counter() - t:.1f} s")
         _sql("INSERT INTO bench_meta (key, value) VALUES ('seed', %s) ON CONFLICT (key) DO UPDATE SET value = "
-             "excluded.value", [json.dumps({"version": SEED_VERSION, "at": time.time()})])
+             "excluded.value", [json.dumps({"version": SEED_VERSION, "messages": MESSAGES, "at": time.time()})])
     _sql("VACUUM ANALYZE")  # outside the transaction: Django runs in autocommit here
     print(f"seeded in {time.perf_counter() - started:.0f} s")
 
@@ -468,6 +469,13 @@ def rollup_timing(runs: int) -> dict:
             "max_ms": round(max(times), 1)}
 
 
+def configure(messages: int) -> None:
+    global MESSAGES, DB_URL
+    MESSAGES = messages
+    if messages != 1_000_000 and "BENCH_DATABASE_URL" not in os.environ:
+        DB_URL = f"{DB_URL}_{messages}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-n", "--runs", type=int, default=20, help="timed requests per page (after 2 warm-ups)")
@@ -475,7 +483,11 @@ def main() -> None:
     parser.add_argument("--only", help="comma-separated parts of page names to measure")
     parser.add_argument("--explain", action="store_true", help="EXPLAIN ANALYZE each page's slowest SQL")
     parser.add_argument("--json", help="write the figures to this file")
+    parser.add_argument("--messages", type=int, default=MESSAGES,
+                        help="messages to seed (default 1,000,000); another count gets a database of its own, "
+                             "inboxerr_bench_admin_<count> unless BENCH_DATABASE_URL is set")
     args = parser.parse_args()
+    configure(args.messages)
     database_prepare(DB_URL, reseed=args.reseed)
     django_setup(DB_URL)
     from django.core.management import call_command
