@@ -11,20 +11,18 @@ from django.urls import reverse
 from django.utils import timezone
 from django_q.brokers import get_broker
 
-from campaigns.models import (
-    OPEN_BATCH_STATUSES, BatchStatus, Campaign, CampaignStatus, Message, MessageBatch, MessageStatus,
-)
+from campaigns.models import OPEN_BATCH_STATUSES, BatchStatus, Campaign, Message, MessageStatus
 from campaigns.selectors import batches_for_user
-from imports.models import ACTIVE_IMPORT_STATUSES, ImportJob, ImportStatus
+from imports.models import ACTIVE_IMPORT_STATUSES, ImportStatus
 from imports.selectors import job_figures, jobs_for_user
 from inboxerr.health import HEARTBEAT_NAME
 from inboxerr.models import WorkerHeartbeat
 from inboxerr.tracker import campaign_progress
 from operations.models import ActivityKind, ActivityMinute
+from operations.services import SENDING_CAMPAIGNS
 from subscribers.selectors import lists_for_user
 
 SHOWN = 10  # rows per table on the dashboard
-SENDING_CAMPAIGNS = (CampaignStatus.STARTING, CampaignStatus.RUNNING, CampaignStatus.PAUSED)
 
 
 def _owned(qs: QuerySet, user) -> QuerySet:

@@ -31,7 +31,8 @@ MAX_SPREAD = timedelta(hours=1)
 MINUTES_KEPT = timedelta(days=8)
 MARKS_KEPT = timedelta(days=7)
 
-CAMPAIGN_RUNNING = (CampaignStatus.STARTING, CampaignStatus.RUNNING, CampaignStatus.PAUSED)
+# A campaign's counters can grow in these (paused: the sends already in flight still land).
+SENDING_CAMPAIGNS = (CampaignStatus.STARTING, CampaignStatus.RUNNING, CampaignStatus.PAUSED)
 CAMPAIGN_ENDED = {CampaignStatus.COMPLETED, CampaignStatus.CANCELLED, CampaignStatus.FAILED}
 BATCH_ENDED = {BatchStatus.COMMITTED, BatchStatus.FAILED}
 
@@ -56,7 +57,7 @@ def _readings(since: datetime, marked: dict[str, list[str]]) -> list[Reading]:
     the only ones whose counters can have grown. All three tables are small next to messages."""
     readings = []
     campaigns = Campaign.objects.filter(
-        Q(status__in=CAMPAIGN_RUNNING) | Q(finished_at__gte=since) | Q(pk__in=marked[ActivitySource.CAMPAIGN])
+        Q(status__in=SENDING_CAMPAIGNS) | Q(finished_at__gte=since) | Q(pk__in=marked[ActivitySource.CAMPAIGN])
     ).values_list("pk", "owner_id", "channel", "sent_count", "failed_count", "status", "started_at")
     for pk, owner_id, channel, sent, failed, status, started in campaigns:
         readings.append(Reading(ActivitySource.CAMPAIGN, str(pk), owner_id, channel, sent, failed, 0,
