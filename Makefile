@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install screenshots bench-subscribers bench-batches clean
+.PHONY: run test install screenshots bench-subscribers bench-batches bench-admin clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ bench-subscribers: install
 
 bench-batches: install
 	$(PY) bench/batches.py
+
+bench-admin: install
+	$(PY) bench/admin.py --json bench/results-admin.json
 
 clean:
 	rm -rf $(VENV) var inboxerr.sqlite3*

@@ -41,7 +41,7 @@ def campaign_figures(campaign: Campaign, now=None) -> dict:
     elapsed = 0.0
     if campaign.started_at:
         elapsed = max(0.0, ((campaign.finished_at or now or timezone.now()) - campaign.started_at).total_seconds())
-    rate = round(done / elapsed, 1) if elapsed > 0 else 0.0
+    rate = done / elapsed if elapsed > 0 else 0.0  # unrounded: a slow send is a fraction a second
     eta = round(campaign.pending_count / rate, 1) if campaign.status == CampaignStatus.RUNNING and rate else None
     return {"progress": progress, "send_rate": rate, "eta_seconds": eta, "elapsed_seconds": round(elapsed, 1)}
 
@@ -52,7 +52,7 @@ def batch_figures(batch: MessageBatch, now=None) -> dict:
     if batch.started_at:
         elapsed = max(0.0, ((batch.finished_at or now or timezone.now()) - batch.started_at).total_seconds())
     done = batch.sent_count + batch.failed_count
-    rate = round(done / elapsed, 1) if elapsed > 0 else 0.0
+    rate = done / elapsed if elapsed > 0 else 0.0
     eta = round(batch.unsent_count / rate, 1) if batch.status == BatchStatus.PROCESSING and rate else None
     return {"progress": batch.progress, "send_rate": rate, "eta_seconds": eta, "elapsed_seconds": round(elapsed, 1)}
 

@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "imports",
     "campaigns",
     "inboxerr.webhooks",
+    "operations",
 ]
 
 MIDDLEWARE = [

@@ -73,7 +73,7 @@ def _entry(pk, kind: str, *, status: str, progress: float, result: dict, error: 
            started_at=None, finished_at=None) -> dict:
     return {
         "id": str(pk), "kind": kind, "status": status, "progress": progress, "result": result,
-        "rate": rate, "rate_unit": rate_unit, "eta_seconds": eta_seconds,
+        "rate": round(rate, 2), "rate_unit": rate_unit, "eta_seconds": eta_seconds,
         "error": error or None, "created_at": created_at, "updated_at": updated_at,
         "started_at": started_at, "finished_at": finished_at,
         "links": {"self": f"/api/v1/tasks/{pk}", **links},

@@ -9,6 +9,7 @@ from campaigns.unsubscribe_views import unsubscribe
 from imports.api.urls import subscriber_job_urlpatterns
 from inboxerr.health import health
 from inboxerr.metrics import metrics_view
+from operations.admin_views import dashboard_index
 from subscribers.api.views import SuppressionViewSet
 
 router = DefaultRouter(trailing_slash=True)
@@ -30,6 +31,8 @@ api_v1 = [
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index"), name="home"),  # the console is the site
+    # The admin index is the operations dashboard; every other admin page is the site's own.
+    path("admin/", admin.site.admin_view(dashboard_index), name="operations-dashboard"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

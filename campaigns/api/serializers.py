@@ -66,7 +66,7 @@ class CampaignSerializer(serializers.ModelSerializer):
         }
 
     def get_send_rate(self, campaign: Campaign) -> float:
-        return campaign_figures(campaign)["send_rate"]
+        return round(campaign_figures(campaign)["send_rate"], 1)
 
     def get_eta_seconds(self, campaign: Campaign) -> float | None:
         return campaign_figures(campaign)["eta_seconds"]
