@@ -6,7 +6,8 @@ import pytest
 from playwright.sync_api import expect
 
 from audit.models import AuditLog
-from campaigns.models import Campaign, CampaignStatus, Message, MessageStatus, RateLimit
+from campaigns.models import Campaign, CampaignStatus, Message, MessageStatus
+from campaigns.tests.buckets import rate_limit_row
 from inboxerr.tests.browser import assert_not_clipped, screenshot
 from inboxerr.tests.processes import wait_for
 from subscribers.tests.factories import SubscriberFactory, SubscriberListFactory, SuppressionFactory
@@ -26,7 +27,7 @@ def audience(staff_user):
         SubscriberFactory(list=news, email=f"reader{number:02}@example.com", name=f"Reader {number}",
                           custom_fields={"code": f"C{number}"})
     SuppressionFactory(owner=staff_user, channel="email", address="reader07@example.com")
-    RateLimit.objects.create(name="email", rate=RATE, burst=1)
+    rate_limit_row(name="email", rate=RATE, burst=1)
     return news
 
 

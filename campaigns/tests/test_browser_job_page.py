@@ -4,7 +4,8 @@ without a reload, and the Pause / Resume buttons drive it to completion."""
 import pytest
 
 from campaigns import services
-from campaigns.models import Campaign, CampaignStatus, Message, MessageStatus, RateLimit
+from campaigns.models import Campaign, CampaignStatus, Message, MessageStatus
+from campaigns.tests.buckets import rate_limit_row
 from inboxerr.actors import Actor
 from inboxerr.tests.browser import assert_not_clipped, screenshot
 from inboxerr.tests.processes import wait_for
@@ -14,7 +15,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def _sending_campaign(owner, recipients: int) -> Campaign:
-    RateLimit.objects.update_or_create(name="email", defaults={"rate": 2, "burst": 1, "enabled": True})
+    rate_limit_row(name="email", rate=2, burst=1, enabled=True)
     lst = SubscriberListFactory(owner=owner, name="Members")
     for i in range(recipients):
         SubscriberFactory(list=lst, email=f"member{i}@example.com", name=f"Member {i}")

@@ -11,7 +11,8 @@ from django.utils import timezone
 
 from audit.models import AuditLog
 from campaigns import services
-from campaigns.models import Campaign, CampaignStatus, Message, RateLimit
+from campaigns.models import Campaign, CampaignStatus, Message
+from campaigns.tests.buckets import rate_limit_row
 from inboxerr.actors import Actor
 from inboxerr.errors import Conflict, InvalidInput
 from subscribers.tests.factories import SubscriberFactory, SubscriberListFactory, SuppressionFactory
@@ -79,7 +80,7 @@ def test_add_campaign_opens_the_wizard(owner):
 
 
 def test_the_wizard_creates_a_draft_then_dry_runs_tests_and_starts_only_when_confirmed(owner, news, smtp_server):
-    RateLimit.objects.create(name="email", rate=2, burst=5)
+    rate_limit_row(name="email", rate=2, burst=5)
     client = _client(owner)
     _through_audience(client, news)
     response = _post(client, CONTENT, {"template": "", "subject": "Hi {{ name }}",
@@ -322,7 +323,7 @@ def _draft(owner, news, name: str = "Spring") -> Campaign:
 
 
 def test_the_start_action_confirms_count_and_pace_before_starting(owner, news):
-    RateLimit.objects.create(name="email", rate=0.5, burst=1)
+    rate_limit_row(name="email", rate=0.5, burst=1)
     first, second = _draft(owner, news), _draft(owner, news, name="Autumn")
     client = _client(owner)
     action = {"action": "campaign_start_action", "_selected_action": [str(first.pk), str(second.pk)]}

@@ -25,3 +25,60 @@ def test_a_wrong_password_is_refused_with_a_message(browser, live_stack, staff_u
     assert page.locator(".errornote").is_visible()
     assert "/admin/login/" in page.url
     context.close()
+
+
+def _console_with_data(owner) -> dict:
+    """A little of everything, made through the services, so every page has rows to show."""
+    from campaigns import services as campaigns
+    from inboxerr.actors import Actor
+    from subscribers import services as subscribers
+
+    actor = Actor(user=owner, source="admin")
+    subscriber = subscribers.subscriber_create(actor=actor, owner=owner, list_name="Customers 2026", record={
+        "email": "renee.lee@example.com", "name": "Renée Lee", "phone": "+44 20 7946 0018",
+        "standard_fields": {"city": "Lyon", "company": "Lee & Daughters, a company with a long name"},
+        "custom_fields": {"plan": "gold", "favourite colour": "a very long value " * 6},
+    })
+    template = campaigns.template_create(actor=actor, owner=owner, name="Welcome", channel="email",
+                                         subject="Hi {{ name }}", body_text="Hello {{ name }}", body_html="",
+                                         is_active=True)
+    return {"subscriber": subscriber, "list": subscriber.list, "template": template}
+
+
+def test_every_console_page_fits_the_window_at_1366_px(admin_page, live_stack, staff_user):
+    from django.contrib import admin
+
+    made = _console_with_data(staff_user)
+    page = admin_page
+    for model in sorted(admin.site._registry, key=lambda m: m._meta.label):
+        opts = model._meta
+        page.goto(live_stack.url(f"/admin/{opts.app_label}/{opts.model_name}/"))
+        assert page.locator("#changelist, #content-main").first.is_visible(), opts.label
+        assert_not_clipped(page)
+    shots = {
+        "subscriber-lists": "/admin/subscribers/subscriberlist/",
+        "subscriber-list": f"/admin/subscribers/subscriberlist/{made['list'].pk}/change/",
+        "subscribers": "/admin/subscribers/subscriber/",
+        "subscriber": f"/admin/subscribers/subscriber/{made['subscriber'].pk}/change/",
+        "template": f"/admin/campaigns/messagetemplate/{made['template'].pk}/change/",
+        "webhook-endpoint-add": "/admin/webhooks/webhookendpoint/add/",
+        "audit-log": "/admin/audit/auditlog/",
+    }
+    for name, path in shots.items():
+        page.goto(live_stack.url(path))
+        assert_not_clipped(page)
+        screenshot(page, name)
+
+
+def test_a_subscriber_is_edited_from_the_keyboard_with_key_value_fields(admin_page, live_stack, staff_user):
+    made = _console_with_data(staff_user)
+    page = admin_page
+    page.goto(live_stack.url(f"/admin/subscribers/subscriber/{made['subscriber'].pk}/change/"))
+    name = page.get_by_label("Name:", exact=True)
+    name.focus()
+    name.fill("Renée Lee-Martin")
+    page.keyboard.press("Enter")  # submits the form, as a person at the keyboard does
+    page.wait_for_url(lambda url: url.rstrip("/").endswith("/admin/subscribers/subscriber"))
+    made["subscriber"].refresh_from_db()
+    assert made["subscriber"].name == "Renée Lee-Martin"
+    assert made["subscriber"].custom_fields["plan"] == "gold"  # untouched key/value rows kept
