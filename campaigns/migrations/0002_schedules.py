@@ -2,7 +2,7 @@
 
 from django.db import migrations
 
-from inboxerr.schedules import every_minutes
+from inboxerr.migration_ops import every_minutes
 
 
 class Migration(migrations.Migration):

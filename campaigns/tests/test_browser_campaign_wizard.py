@@ -8,11 +8,11 @@ from playwright.sync_api import expect
 from audit.models import AuditLog
 from campaigns.models import Campaign, CampaignStatus, Message, MessageStatus
 from campaigns.tests.buckets import rate_limit_row
-from inboxerr.tests.browser import assert_not_clipped, screenshot
+from inboxerr.tests.browser import BROWSER_TEST, assert_not_clipped, screenshot
 from inboxerr.tests.processes import wait_for
 from subscribers.tests.factories import SubscriberFactory, SubscriberListFactory, SuppressionFactory
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = BROWSER_TEST
 
 # One message per claim: a dispatcher run then holds at most one message when the campaign is
 # paused (a claimed batch is sent whatever happens to its campaign meanwhile).

@@ -7,11 +7,11 @@ from campaigns import services
 from campaigns.models import Campaign, CampaignStatus, Message, MessageStatus
 from campaigns.tests.buckets import rate_limit_row
 from inboxerr.actors import Actor
-from inboxerr.tests.browser import assert_not_clipped, screenshot
+from inboxerr.tests.browser import BROWSER_TEST, assert_not_clipped, screenshot
 from inboxerr.tests.processes import wait_for
 from subscribers.tests.factories import SubscriberFactory, SubscriberListFactory
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = BROWSER_TEST
 
 
 def _sending_campaign(owner, recipients: int) -> Campaign:

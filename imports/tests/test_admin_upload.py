@@ -11,6 +11,7 @@ from django.test import Client
 from imports.models import ImportJob, ImportStatus
 from imports.tests.helpers import run_now
 from imports.tests.support import stored_files
+from inboxerr.tests.admin_browser import browser_for, page_csrf_token
 from subscribers.models import Subscriber, SubscriberList
 from subscribers.tests.factories import SubscriberListFactory
 
@@ -21,15 +22,9 @@ CHOOSE = "/admin/imports/importjob/import/"
 UPLOAD = "/admin/imports/importjob/upload/"
 
 
-def _csrf_client(user) -> Client:
-    client = Client(enforce_csrf_checks=True)
-    client.force_login(user)
-    return client
-
-
 @pytest.fixture
 def owner_client(owner) -> Client:
-    return _csrf_client(owner)
+    return browser_for(owner)
 
 
 @pytest.fixture
@@ -37,21 +32,15 @@ def news(owner) -> SubscriberList:
     return SubscriberListFactory(owner=owner, name="News")
 
 
-def _token(client: Client, url: str) -> str:
-    page = client.get(url)
-    assert page.status_code == 200, page.status_code
-    return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.content.decode()).group(1)
-
-
 def _upload(client: Client, subscriber_list, content: bytes, name: str = "people.csv", *, with_token: bool = True):
     url = f"{UPLOAD}?list={subscriber_list.pk}"
-    data = {"csrfmiddlewaretoken": _token(client, CHOOSE)} if with_token else {}
+    data = {"csrfmiddlewaretoken": page_csrf_token(client, CHOOSE)} if with_token else {}
     data["file"] = SimpleUploadedFile(name, content, "text/csv")
     return client.post(url, data)
 
 
 def _post(client: Client, url: str, data: dict):
-    return client.post(url, {"csrfmiddlewaretoken": _token(client, url), **data})
+    return client.post(url, {"csrfmiddlewaretoken": page_csrf_token(client, url), **data})
 
 
 def _form_error(response) -> str:
@@ -120,7 +109,7 @@ def test_bad_file_is_refused_on_the_form_with_nothing_stored(owner_client, news,
 
 def test_a_file_part_without_a_filename_is_refused_on_the_form(owner_client, news):
     # What a browser sends when no file was chosen; Django's parser drops such a part.
-    token, boundary = _token(owner_client, CHOOSE), "wizard-boundary"
+    token, boundary = page_csrf_token(owner_client, CHOOSE), "wizard-boundary"
     body = (
         f'--{boundary}\r\nContent-Disposition: form-data; name="csrfmiddlewaretoken"\r\n\r\n{token}\r\n'
         f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename=""\r\n'
@@ -133,13 +122,13 @@ def test_a_file_part_without_a_filename_is_refused_on_the_form(owner_client, new
 
 
 def test_outsider_cannot_upload_into_the_owners_list(outsider, news):
-    response = _upload(_csrf_client(outsider), news, b"email\na@x.io\n")
+    response = _upload(browser_for(outsider), news, b"email\na@x.io\n")
     assert response.status_code == 404
     assert stored_files() == []
 
 
 def test_upload_without_the_import_permission_is_refused(no_perms_user, news):
-    client = _csrf_client(no_perms_user)
+    client = browser_for(no_perms_user)
     assert client.get(f"{UPLOAD}?list={news.pk}").status_code == 403
     assert client.get(CHOOSE).status_code == 403
 
@@ -227,7 +216,7 @@ def test_a_file_without_a_key_column_is_warned_and_cannot_go_on_until_one_is_map
 
 def test_discarding_an_upload_removes_its_file(owner_client, news):
     url = _to_preview(owner_client, news, b"who,contact\nAnn,a@x.io\n")
-    response = owner_client.post(f"{url}discard/", {"csrfmiddlewaretoken": _token(owner_client, url)})
+    response = owner_client.post(f"{url}discard/", {"csrfmiddlewaretoken": page_csrf_token(owner_client, url)})
     assert response["Location"] == f"{UPLOAD}?list={news.pk}"
     assert stored_files() == [] and not ImportJob.objects.exists()
 
@@ -247,9 +236,9 @@ def test_the_same_file_again_needs_the_force_option(owner_client, news):
     assert response.status_code == 302 and ImportJob.objects.count() == 2
 
 
-def test_another_session_cannot_use_an_upload_token(owner_client, owner, news):
+def test_another_session_cannot_use_an_uploadpage_csrf_token(owner_client, owner, news):
     url = _to_preview(owner_client, news, b"email\na@x.io\n")
-    other = _csrf_client(owner)  # same user, another browser: the token is in the first session only
+    other = browser_for(owner)  # same user, another browser: the token is in the first session only
     assert other.get(url)["Location"] == CHOOSE
 
 

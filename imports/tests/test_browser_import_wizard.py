@@ -5,11 +5,11 @@ job's final counts, run by the real worker; and the messages a bad file gets on 
 import pytest
 
 from imports.models import ImportJob, ImportStatus
-from inboxerr.tests.browser import assert_not_clipped, screenshot
+from inboxerr.tests.browser import BROWSER_TEST, assert_not_clipped, screenshot
 from subscribers.models import Subscriber, SubscriberList
 from subscribers.tests.factories import SubscriberListFactory
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = BROWSER_TEST
 
 # A UTF-8 BOM, headers with stray spaces and odd spelling, a column to leave out, the same address
 # twice in other case and once repeated exactly, two invalid addresses, an accented name, and a

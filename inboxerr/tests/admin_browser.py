@@ -2,6 +2,7 @@
 selected options, checked boxes, textareas) and posts it back with the CSRF token the page
 carries, through a client that enforces CSRF as the real middleware does."""
 
+import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
@@ -114,6 +115,13 @@ def browser_for(user) -> Client:
     client = Client(enforce_csrf_checks=True)
     client.force_login(user)
     return client
+
+
+def page_csrf_token(client: Client, url: str) -> str:
+    """The CSRF token of the form on the page at `url`, as a browser that just opened it has it."""
+    page = client.get(url)
+    assert page.status_code == 200, page.status_code
+    return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.content.decode()).group(1)
 
 
 def csrf_token(client: Client) -> str:

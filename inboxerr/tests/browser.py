@@ -4,13 +4,13 @@ posts them.
 
 Use it from a test module:
 
-    pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+    pytestmark = BROWSER_TEST
 
     def test_something(admin_page, live_stack):
         admin_page.goto(live_stack.url("/admin/"))
 
-The stack is module-scoped: a worker process must not outlive the module that wanted it, or it
-would pick up the tasks of unrelated tests that run later in the same session.
+The stack is started for each test (about 3 s): its processes cache what the database held when
+they started (content type ids, for one), and every test starts from the migrated database anew.
 """
 
 import os
@@ -32,6 +32,12 @@ from inboxerr.tests.processes import ROOT, current_database_url, kill_group
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+
+# The marks of a browser test module. Its data must be committed for the server and the worker to
+# see it (transaction=True), and each test must start from the migrated database as it was, rows
+# of data migrations included (serialized_rollback=True): a plain flush would give content types
+# new ids, which the server process has cached, and drop the worker's schedules.
+BROWSER_TEST = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 VIEWPORT = {"width": 1366, "height": 768}
 # Without the networking flags Chromium keeps trying to reach Google's hosts, which this closed
 # network refuses many times a second.
@@ -84,8 +90,8 @@ def collected_static() -> None:
                    check=True)
 
 
-@pytest.fixture(scope="module")
-def live_stack(request, django_db_setup, django_db_blocker, collected_static, tmp_path_factory) -> Iterator[LiveStack]:
+@pytest.fixture
+def live_stack(request, transactional_db, django_db_blocker, collected_static, tmp_path_factory) -> Iterator[LiveStack]:
     """`runserver` (ASGI: HTTP and WebSockets) and `qcluster` as separate processes on the test
     database, with DEBUG off, so the pages are the ones an operator gets. A module may set
     `LIVE_STACK_ENV = {...}` to give both processes more environment (EMAIL_URL, DISPATCH_*)."""

@@ -2,9 +2,9 @@
 
 import pytest
 
-from inboxerr.tests.browser import assert_not_clipped, screenshot
+from inboxerr.tests.browser import BROWSER_TEST, assert_not_clipped, screenshot
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = BROWSER_TEST
 
 
 def test_staff_log_in_through_the_form_and_see_the_console(admin_page, live_stack):

@@ -12,6 +12,7 @@ from campaigns.models import CampaignStatus, MessageBatch
 from imports.models import ImportJob, ImportStatus
 from imports.tests.helpers import import_file, run_now, write
 from inboxerr.actors import Actor
+from inboxerr.tests.admin_browser import browser_for, page_csrf_token
 from subscribers.tests.factories import SubscriberFactory, SubscriberListFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -20,19 +21,9 @@ IMPORTS = "/admin/imports/importjob/"
 CAMPAIGNS = "/admin/campaigns/campaign/"
 
 
-def _browser_like(user) -> Client:
-    """Logged in, with CSRF checked on every POST as a browser's would be."""
-    client = Client(enforce_csrf_checks=True)
-    client.force_login(user)
-    return client
-
-
 def _post_button(client: Client, page_url: str, button_url: str):
-    """Take the CSRF token from the page the button is on, then press it."""
-    page = client.get(page_url)
-    assert page.status_code == 200
-    token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page.content).group(1).decode()
-    return client.post(button_url, {"csrfmiddlewaretoken": token})
+    """Press a panel button as a browser does: with the CSRF token of the page it is on."""
+    return client.post(button_url, {"csrfmiddlewaretoken": page_csrf_token(client, page_url)})
 
 
 def _figure(content: bytes, key: str) -> str:
@@ -67,7 +58,7 @@ def _running_campaign(owner):
 
 
 def test_a_finished_import_page_shows_its_final_figures_in_one_panel(owner, finished_import):
-    response = _browser_like(owner).get(f"{IMPORTS}{finished_import.pk}/change/")
+    response = browser_for(owner).get(f"{IMPORTS}{finished_import.pk}/change/")
     assert response.status_code == 200
     content = response.content
     assert b'class="job-status" data-field="status">Partially completed<' in content
@@ -82,14 +73,14 @@ def test_a_finished_import_page_shows_its_final_figures_in_one_panel(owner, fini
 
 
 def test_an_import_page_shows_how_the_file_is_read_as_words_not_json(owner, finished_import):
-    content = _browser_like(owner).get(f"{IMPORTS}{finished_import.pk}/change/").content
+    content = browser_for(owner).get(f"{IMPORTS}{finished_import.pk}/change/").content
     assert b'<table class="key-values">' in content
     assert b"worker_token" not in content and b"Checkpoint:" not in content
     assert b"{&quot;" not in content and b"{&#x27;" not in content
 
 
 def test_the_cancel_button_cancels_a_pending_import_with_csrf(owner, pending_import):
-    client = _browser_like(owner)
+    client = browser_for(owner)
     page = f"{IMPORTS}{pending_import.pk}/change/"
     assert re.search(rb'data-when="pending processing stuck"\s*>', client.get(page).content)  # offered
     response = _post_button(client, page, f"{IMPORTS}{pending_import.pk}/job/cancel/")
@@ -101,18 +92,18 @@ def test_the_cancel_button_cancels_a_pending_import_with_csrf(owner, pending_imp
 
 
 def test_a_control_without_the_csrf_token_is_refused(owner, pending_import):
-    response = _browser_like(owner).post(f"{IMPORTS}{pending_import.pk}/job/cancel/")
+    response = browser_for(owner).post(f"{IMPORTS}{pending_import.pk}/job/cancel/")
     assert response.status_code == 403
     pending_import.refresh_from_db()
     assert pending_import.status == ImportStatus.PENDING
 
 
 def test_a_control_is_post_only(owner, pending_import):
-    assert _browser_like(owner).get(f"{IMPORTS}{pending_import.pk}/job/cancel/").status_code == 405
+    assert browser_for(owner).get(f"{IMPORTS}{pending_import.pk}/job/cancel/").status_code == 405
 
 
 def test_a_refused_control_becomes_a_message_not_an_error_page(owner, finished_import):
-    client = _browser_like(owner)
+    client = browser_for(owner)
     page = f"{IMPORTS}{finished_import.pk}/change/"
     response = _post_button(client, page, f"{IMPORTS}{finished_import.pk}/job/cancel/")
     assert response.status_code == 302
@@ -121,7 +112,7 @@ def test_a_refused_control_becomes_a_message_not_an_error_page(owner, finished_i
 
 
 def test_an_outsider_cannot_see_or_control_an_import(owner, outsider, pending_import):
-    client = _browser_like(outsider)
+    client = browser_for(outsider)
     assert client.get(f"{IMPORTS}{pending_import.pk}/change/").status_code == 302  # "not found" → changelist
     own_page = f"{IMPORTS}"
     response = _post_button(client, own_page, f"{IMPORTS}{pending_import.pk}/job/cancel/")
@@ -131,14 +122,14 @@ def test_an_outsider_cannot_see_or_control_an_import(owner, outsider, pending_im
 
 
 def test_an_unknown_control_is_not_found(owner, pending_import):
-    client = _browser_like(owner)
+    client = browser_for(owner)
     response = _post_button(client, f"{IMPORTS}{pending_import.pk}/change/", f"{IMPORTS}{pending_import.pk}/job/explode/")
     assert response.status_code == 404
 
 
 def test_pause_and_resume_buttons_drive_a_running_campaign(owner):
     campaign = _running_campaign(owner)
-    client = _browser_like(owner)
+    client = browser_for(owner)
     page = f"{CAMPAIGNS}{campaign.pk}/change/"
     content = client.get(page).content
     assert b'class="job-status" data-field="status">Running<' in content
@@ -156,7 +147,7 @@ def test_pause_and_resume_buttons_drive_a_running_campaign(owner):
 
 def test_a_campaign_page_has_no_stale_status_or_counter_fields(owner):
     campaign = _running_campaign(owner)
-    content = _browser_like(owner).get(f"{CAMPAIGNS}{campaign.pk}/change/").content
+    content = browser_for(owner).get(f"{CAMPAIGNS}{campaign.pk}/change/").content
     form = content.split(b'id="job-panel"')[1]
     for stale in (b"Sent count", b"Total count", b"Status reason", b"Started at"):
         assert stale not in form
@@ -168,7 +159,7 @@ def test_a_batch_page_follows_the_batch_by_its_batch_id(owner, api):
         {"request_id": "1", "channel": "sms", "recipient": "+14155550101", "content": "Hi"},
     ], format="json").json()
     batch = MessageBatch.objects.get(batch_id=stored["data"]["batch_id"])
-    content = _browser_like(owner).get(f"/admin/campaigns/messagebatch/{batch.pk}/change/").content
+    content = browser_for(owner).get(f"/admin/campaigns/messagebatch/{batch.pk}/change/").content
     assert f'data-job-id="{batch.batch_id}"'.encode() in content
     assert _figure(content, "total_items") == "1"
 

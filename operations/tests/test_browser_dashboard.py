@@ -10,11 +10,11 @@ from imports.models import ImportJob, ImportStatus
 from imports.tests.helpers import import_file, write
 from inboxerr.actors import Actor
 from inboxerr.models import WorkerHeartbeat
-from inboxerr.tests.browser import assert_not_clipped, screenshot
+from inboxerr.tests.browser import BROWSER_TEST, assert_not_clipped, screenshot
 from inboxerr.tests.processes import wait_for
 from operations.services import activity_rollup
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = BROWSER_TEST
 
 
 def _tile(page, name: str) -> str:

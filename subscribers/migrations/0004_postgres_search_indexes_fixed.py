@@ -4,6 +4,8 @@ on E.164 numbers is an index range scan (the database collation is not C)."""
 
 from django.db import migrations
 
+from inboxerr.migration_ops import postgres_only
+
 FORWARD = [
     "DROP INDEX IF EXISTS sub_name_trgm",
     "CREATE INDEX IF NOT EXISTS sub_name_upper_trgm ON subscribers_subscriber USING gin (upper(name::text) gin_trgm_ops)",
@@ -16,16 +18,6 @@ BACKWARD = [
 ]
 
 
-def _run(statements):
-    def run(apps, schema_editor):
-        if schema_editor.connection.vendor != "postgresql":
-            return
-        for statement in statements:
-            schema_editor.execute(statement)
-
-    return run
-
-
 class Migration(migrations.Migration):
     dependencies = [("subscribers", "0003_drop_plain_phone_index")]
-    operations = [migrations.RunPython(_run(FORWARD), _run(BACKWARD))]
+    operations = [postgres_only(FORWARD, BACKWARD)]

@@ -1,4 +1,5 @@
-"""Recurring django-q2 tasks are created by data migrations; this builds their operation."""
+"""Operations that migrations share: the recurring django-q2 tasks (created by data migrations)
+and SQL that only PostgreSQL runs (its extensions and expression indexes)."""
 
 from django.db import migrations
 from django.utils import timezone
@@ -21,3 +22,19 @@ def every_minutes(*schedules: tuple[str, str, int]) -> migrations.RunPython:
         apps.get_model("django_q", "Schedule").objects.filter(name__in=[s[0] for s in schedules]).delete()
 
     return migrations.RunPython(create, delete)
+
+
+def postgres_only(forward: list[str], backward: list[str]) -> migrations.RunPython:
+    """A RunPython executing `forward` (or `backward` when unapplied) on PostgreSQL and nothing on
+    SQLite, the embedded default, which scans where PostgreSQL has these indexes."""
+
+    def run(statements: list[str]):
+        def apply(apps, schema_editor):
+            if schema_editor.connection.vendor != "postgresql":
+                return
+            for statement in statements:
+                schema_editor.execute(statement)
+
+        return apply
+
+    return migrations.RunPython(run(forward), run(backward))
