@@ -8,6 +8,7 @@ template includes `admin/includes/job_panel.html`."""
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timezone
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
@@ -20,6 +21,8 @@ from inboxerr.errors import NotFound, ServiceError
 from inboxerr.tracker import task_get
 
 FINISHED_STATUSES = ("completed", "partially_completed", "failed", "cancelled", "committed")
+# A pace is shown while the job moves; paused or finished, an average since the start misleads.
+MOVING_STATUSES = ("starting", "running", "processing")
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,11 @@ def _positive(result: dict, key: str) -> bool:
 
 def humanize_status(status: str) -> str:
     return status.replace("_", " ").capitalize()
+
+
+def format_moment(moment) -> str:
+    """'2026-11-30 04:11:47 UTC': the one way the panel writes a time (its script writes the same)."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "-"
 
 
 def format_seconds(seconds: float | None) -> str:
@@ -136,8 +144,11 @@ class JobPageMixin:
             "job": job,
             "job_status_label": humanize_status(job["status"]),
             "job_finished": job["status"] in FINISHED_STATUSES,
-            "job_rate": f"{number_format(job['rate'], 1, force_grouping=True)} {job['rate_unit']}/s",
+            "job_rate": (f"{number_format(job['rate'], 1, force_grouping=True)} {job['rate_unit']}/s"
+                         if job["status"] in MOVING_STATUSES else "-"),
             "job_eta": format_seconds(job["eta_seconds"]),
+            "job_started_at": format_moment(job["started_at"]),
+            "job_finished_at": format_moment(job["finished_at"]),
         }
 
     def get_urls(self):

@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.templatetags.static import static
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
@@ -31,6 +32,8 @@ api_v1 = [
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index"), name="home"),  # the console is the site
+    # Browsers ask for /favicon.ico on every page that names no icon (the error pages, the API).
+    path("favicon.ico", RedirectView.as_view(url=static("inboxerr/favicon.svg"), permanent=True)),
     # The admin index is the operations dashboard; every other admin page is the site's own.
     path("admin/", admin.site.admin_view(dashboard_index), name="operations-dashboard"),
     path("admin/", admin.site.urls),

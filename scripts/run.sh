@@ -23,7 +23,13 @@ pids+=($!)
 $PY manage.py runserver "${INBOXERR_BIND:-127.0.0.1:8000}" --noreload &
 pids+=($!)
 
+# Say where to go once the server answers, not before.
+BASE="http://${INBOXERR_BIND:-127.0.0.1:8000}"
+for _ in $(seq 120); do
+    $PY -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)" "$BASE/admin/login/" 2>/dev/null && break
+    sleep 0.5
+done
 echo
-echo "Inboxerr is running: admin http://${INBOXERR_BIND:-127.0.0.1:8000}/admin/  API docs http://${INBOXERR_BIND:-127.0.0.1:8000}/docs"
+echo "Inboxerr is running: admin $BASE/admin/  API docs $BASE/docs"
 echo "Press Ctrl-C to stop."
 wait -n "${pids[@]}"

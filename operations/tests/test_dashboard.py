@@ -173,7 +173,7 @@ def test_the_index_renders_on_an_empty_database_with_the_app_list_below(superuse
     assert _tile(html, "queue-batch") == "0"
     assert "No activity in the last 24 hours." in html
     assert "No import is running." in html and "No campaign is sending." in html and "No failures." in html
-    assert "No worker has ever beaten" in html
+    assert "No worker heartbeat yet" in html
     assert html.index('id="operations-dashboard"') < html.index("app-subscribers")
 
 

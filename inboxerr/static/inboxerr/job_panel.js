@@ -6,6 +6,7 @@
   const panel = document.getElementById("job-panel");
   if (!panel) { return; }
   const FINISHED = ["completed", "partially_completed", "failed", "cancelled", "committed"];
+  const MOVING = ["starting", "running", "processing"];  // a pace is shown only then
   const numbers = new Intl.NumberFormat("en-US");
   const rates = new Intl.NumberFormat("en-US", {minimumFractionDigits: 1, maximumFractionDigits: 1});
   let finished = FINISHED.includes(panel.dataset.status);
@@ -21,8 +22,8 @@
     const words = status.replace(/_/g, " ");
     return words.charAt(0).toUpperCase() + words.slice(1);
   }
-  function moment(value) {
-    return value ? new Date(value).toLocaleString() : "-";
+  function moment(value) {  // as the server writes it: 2026-11-30 04:11:47 UTC
+    return value ? new Date(value).toISOString().replace("T", " ").slice(0, 19) + " UTC" : "-";
   }
   function set(name, text) {
     const node = panel.querySelector(`[data-field="${name}"]`);
@@ -35,13 +36,13 @@
     panel.className = `job-panel status-${job.status}`;
     panel.dataset.status = job.status;
     set("status", label(job.status));
-    set("progress", job.progress);
+    set("progress", Number(job.progress).toFixed(1));
     document.getElementById("job-progress-bar").value = job.progress;
     panel.querySelectorAll("[data-result]").forEach(node => {
       const value = result[node.dataset.result];
       node.textContent = typeof value === "number" ? numbers.format(value) : (value ?? "-");
     });
-    set("rate", `${rates.format(job.rate || 0)} ${job.rate_unit}/s`);
+    set("rate", MOVING.includes(job.status) ? `${rates.format(job.rate || 0)} ${job.rate_unit}/s` : "-");
     set("eta", seconds(job.eta_seconds));
     set("started_at", moment(job.started_at));
     set("finished_at", moment(job.finished_at));
@@ -65,10 +66,6 @@
       .catch(() => setTimeout(poll, 5000));
   }
 
-  // Times in the reader's own clock and words, from the first render on.
-  panel.querySelectorAll("[data-time]").forEach(node => {
-    if (node.dataset.time) { node.textContent = moment(node.dataset.time); }
-  });
   if (finished) { return; }
   try {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
