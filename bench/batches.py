@@ -453,7 +453,7 @@ print(n / (time.perf_counter() - started))
 
 def gateway_baseline(gateway, count: int = 5000) -> float:
     """stdlib http.client with keep-alive from another process to the same loopback gateway: no
-    Django, no database (DESIGN.md measured ~5k/s for this client against a plain server)."""
+    Django, no database (a stand-alone run measured ~5k/s for this client against a plain server)."""
     out = run([PY, "-c", _HTTP_BASELINE, "127.0.0.1", str(gateway.port), str(count)])
     gateway.reset()
     rate = float(out.stdout.strip())

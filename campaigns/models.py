@@ -249,7 +249,7 @@ class Message(models.Model):
 
     class Meta:
         indexes = [
-            # The claim: the oldest queued campaign messages first (see DESIGN.md, "Claims"); batch
+            # The claim: the oldest queued campaign messages first (a partial index on id keeps it fast); batch
             # items waiting in their stream stay out of it (a 100k batch slowed a claim 200-fold).
             models.Index(fields=["id"], name="message_queued",
                          condition=models.Q(status="queued", campaign__isnull=False)),

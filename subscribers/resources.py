@@ -1,7 +1,7 @@
 """django-import-export resources for the admin's small-table import and export (suppression
 lists from another tool, an export for a spreadsheet). The million-row subscriber path is the
 streaming import pipeline in imports/, not this: django-import-export builds a model instance
-per row and is 40-200x slower there (DESIGN.md)."""
+per row and is 40-200x slower there (measured against a COPY-based load of the same file)."""
 
 from import_export import fields, resources
 from tablib import Dataset
