@@ -2,6 +2,7 @@
 rendered per recipient from a plain dict (never a model object: a template cannot reach the
 database). HTML autoescapes; text and SMS do not."""
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.template import Context, Engine, TemplateSyntaxError
@@ -14,6 +15,8 @@ _HTML_ENGINE = Engine(autoescape=True, debug=True, loaders=[], string_if_invalid
 
 # Names every recipient has, whatever their list.
 RECIPIENT_FIELDS = ("email", "phone", "name", "unsubscribe_url")
+# Of those, the ones a recipient may still have empty (unsubscribe_url is always made).
+OWN_FIELDS = ("email", "phone", "name")
 
 
 class TemplateError(ValueError):
@@ -147,3 +150,12 @@ def missing_variables(required: dict[str, bool], available: set[str]) -> list[st
 
 
 
+
+
+def recipient_lacks(required: Iterable[str], *, fields: Iterable[str], email: str = "", phone: str = "",
+                    name: str = "") -> list[str]:
+    """Required merge fields one recipient would get empty: a field none of their lists' fields
+    give, or their own email, phone or name left blank (a field of that name fills the gap, as
+    recipient_context does)."""
+    have = set(fields) | {key for key, value in (("email", email), ("phone", phone), ("name", name)) if value}
+    return sorted(n for n in required if n not in have and (n in OWN_FIELDS or n not in RECIPIENT_FIELDS))

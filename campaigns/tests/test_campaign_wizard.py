@@ -171,6 +171,29 @@ def test_an_sms_campaign_dry_run_shows_encoding_and_segments(owner):
     assert campaign.channel == "sms"
 
 
+def test_the_dry_run_says_which_recipients_lack_a_merge_field_such_as_a_blank_phone(owner, news):
+    SubscriberFactory(list=news, email="dee@x.io", name="Dee", phone="+14155552671")
+    client = _client(owner)
+    response = _post_content(client, news, message_content="Call {{ phone }}")
+    page = client.get(response["Location"]).content.decode()
+    assert "3 of the first 4 recipients lack:\n<code>phone</code> (3)." in page
+    assert "have every merge field" not in page
+
+
+def test_the_dry_run_says_when_every_recipient_checked_has_every_merge_field(owner, news):
+    client = _client(owner)
+    response = _post_content(client, news, message_content="Hello {{ name }}, {{ email }}")
+    page = client.get(response["Location"]).content.decode()
+    assert "All 3 recipients checked have every merge field." in page and "lack:" not in page
+
+
+def _post_content(client: Client, news, **content):
+    _through_audience(client, news)
+    response = _post(client, CONTENT, {"template": "", "subject": "Hi", "message_content": "", **content})
+    assert response.status_code == 302, _errors(response)
+    return response
+
+
 def test_a_drafts_page_links_to_its_dry_run_test_send_and_start(owner, news):
     campaign = _draft(owner, news)
     client = _client(owner)
