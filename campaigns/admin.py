@@ -13,6 +13,7 @@ from campaigns.selectors import campaign_figures
 from inboxerr.admin_tools import EstimatedCountPaginator, OwnedAdmin, admin_actor, key_value_table
 from inboxerr.errors import ServiceError
 from inboxerr.job_pages import Figure, JobControl, JobLink, JobPageMixin
+from subscribers.models import Channel
 
 
 class MessageTemplateForm(forms.ModelForm):
@@ -233,12 +234,43 @@ class MessageAdmin(OwnedAdmin):
         return False
 
 
+class RateLimitForm(forms.ModelForm):
+    # The dispatcher looks its bucket up by the channel's value ("email", "sms"): a free-text
+    # name such as "Email" would save and limit nothing.
+    name = forms.ChoiceField(choices=Channel.choices, label="Channel",
+                             help_text="The channel this row limits; one row per channel.")
+
+    class Meta:
+        model = RateLimit
+        fields = ("name", "rate", "burst", "enabled")
+        help_texts = {
+            "rate": "Sends per second, shared by every worker; 0 pauses sending on this channel.",
+            "burst": "How many may go at once after a quiet spell; then sending settles to the rate.",
+            "enabled": "On: this rate and burst apply. Off: no limit at all.",
+        }
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"]
+        if RateLimit.objects.filter(name=name).exclude(pk=self.instance.pk).exists():
+            raise forms.ValidationError(f"The {name} channel already has a rate limit: change that row instead.")
+        return name
+
+
 @admin.register(RateLimit)
 class RateLimitAdmin(admin.ModelAdmin):
     """Edit a channel's rate here; workers read it on their next token, no restart needed."""
 
-    list_display = ("name", "rate", "burst", "enabled")
+    form = RateLimitForm
+    list_display = ("name", "in_force", "rate", "burst", "enabled")
     list_editable = ("rate", "burst", "enabled")
+
+    @admin.display(description="in force")
+    def in_force(self, bucket: RateLimit) -> str:
+        if not bucket.enabled:
+            return "Disabled: no limit"
+        if bucket.rate <= 0:
+            return "Enabled: sending paused (rate 0)"
+        return f"Enabled: {bucket.rate:g} per second, burst {bucket.burst}"
 
     def save_model(self, request: HttpRequest, obj: RateLimit, form, change: bool) -> None:
         super().save_model(request, obj, form, change)

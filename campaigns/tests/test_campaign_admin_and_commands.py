@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from audit.models import AuditLog
 from campaigns import dispatch, services
-from campaigns.models import Campaign, CampaignStatus, Message, MessageStatus, MessageTemplate
+from campaigns.models import Campaign, CampaignStatus, Message, MessageStatus, MessageTemplate, RateLimit
 from campaigns.tests.buckets import rate_limit_row
 from inboxerr.actors import Actor
 from subscribers.tests.factories import SubscriberFactory, SubscriberListFactory
@@ -221,6 +221,32 @@ def test_an_operator_cannot_change_the_rate_limit_every_owner_shares(owner):
     bucket.refresh_from_db()
     assert (bucket.rate, bucket.burst) == (10, 5)
     assert client.get("/admin/campaigns/ratelimit/").status_code == 403
+
+
+def test_a_rate_limit_names_a_channel_bucket_and_a_second_row_for_a_channel_is_a_form_error(superuser):
+    # As the migrations leave them: a disabled row for each channel.
+    for name in ("email", "sms"):
+        rate_limit_row(name=name, rate=10, burst=50, enabled=False)
+    client = _login(superuser)
+    form = client.get("/admin/campaigns/ratelimit/add/").content.decode()
+    assert '<option value="email">Email</option>' in form and '<option value="sms">SMS</option>' in form
+    assert "How many may go at once after a quiet spell" in form and "Off: no limit at all." in form
+
+    typed = client.post("/admin/campaigns/ratelimit/add/", {"name": "Email", "rate": "5", "burst": "10", "enabled": "on"})
+    assert typed.status_code == 200
+    assert "Select a valid choice. Email is not one of the available choices." in typed.content.decode()
+    again = client.post("/admin/campaigns/ratelimit/add/", {"name": "email", "rate": "5", "burst": "10", "enabled": "on"})
+    assert again.status_code == 200
+    assert "The email channel already has a rate limit: change that row instead." in again.content.decode()
+    assert RateLimit.objects.count() == 2
+
+
+def test_the_rate_limit_list_says_which_rows_are_in_force(superuser):
+    rate_limit_row(name="email", rate=2.5, burst=5)
+    rate_limit_row(name="sms", rate=1, burst=5, enabled=False)
+    page = _login(superuser).get("/admin/campaigns/ratelimit/").content.decode()
+    assert "Enabled: 2.5 per second, burst 5" in page
+    assert "Disabled: no limit" in page
 
 
 # --- Commands ------------------------------------------------------------------------------------
