@@ -16,10 +16,24 @@ from inboxerr.job_pages import Figure, JobControl, JobLink, JobPageMixin
 from subscribers.models import Channel
 
 
+# The admin shows help text as HTML (these are constants, never user data).
+MERGE_HELP = (
+    'Merge fields: <code>{{ name }}</code> puts the recipient\'s value there; '
+    '<code>{{ first_name|default:"there" }}</code> puts "there" for a recipient without it. '
+    "Every recipient has name, email, phone and unsubscribe_url, and the keys of their standard and custom "
+    "fields. A <code>{{</code> must close with <code>}}</code> on the same line."
+)
+
+
 class MessageTemplateForm(forms.ModelForm):
     class Meta:
         model = MessageTemplate
         fields = ("name", "channel", "subject", "body_text", "body_html", "is_active")
+        help_texts = {
+            "subject": "Email only. " + MERGE_HELP,
+            "body_text": "The plain-text body (the whole message for SMS). Same merge fields as the subject.",
+            "body_html": "Optional HTML body for email; merge values are HTML-escaped. Same merge fields.",
+        }
 
     def clean(self) -> dict:
         data = super().clean()
@@ -27,8 +41,10 @@ class MessageTemplateForm(forms.ModelForm):
             services.check_template(channel=data.get("channel", ""), subject=data.get("subject", ""),
                                     body_text=data.get("body_text", ""), body_html=data.get("body_html", ""))
         except ServiceError as exc:
-            field = exc.field if exc.field in self.fields else None
-            raise forms.ValidationError({field: exc.message} if field else exc.message) from None
+            if exc.field in self.fields:
+                # Shown under the field itself, so its raw name in front would only be noise.
+                raise forms.ValidationError({exc.field: exc.message.removeprefix(f"{exc.field}: ")}) from None
+            raise forms.ValidationError(exc.message) from None
         owner_id = self.instance.owner_id or getattr(self, "request_user_id", None)
         clash = MessageTemplate.objects.filter(owner_id=owner_id, name=data.get("name")).exclude(pk=self.instance.pk)
         if owner_id and clash.exists():
@@ -44,12 +60,17 @@ class MessageTemplateAdmin(OwnedAdmin):
         form = super().get_form(request, obj, change=change, **kwargs)
         form.request_user_id = request.user.pk  # new templates belong to the user adding them
         return form
-    list_display = ("name", "channel", "owner", "is_active", "variables", "updated_at")
+    list_display = ("name", "channel", "owner", "is_active", "variables_display", "updated_at")
     list_filter = ("channel", "is_active")
     search_fields = ("name",)
     list_select_related = ("owner",)
-    readonly_fields = ("variables", "rendered_preview")
-    fields = ("name", "channel", "subject", "body_text", "body_html", "is_active", "variables", "rendered_preview")
+    readonly_fields = ("variables_display", "rendered_preview")
+    fields = ("name", "channel", "subject", "body_text", "body_html", "is_active", "variables_display",
+              "rendered_preview")
+
+    @admin.display(description="variables")
+    def variables_display(self, template: MessageTemplate) -> str:
+        return ", ".join(template.variables) or "-"
 
     @admin.display(description="preview (sample values)")
     def rendered_preview(self, template: MessageTemplate) -> str:

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.template import Context, Engine, TemplateSyntaxError
-from django.template.base import FilterExpression, VariableNode
+from django.template.base import FilterExpression, VariableNode, tag_re
 from django.template.defaulttags import ForNode, IfNode, WithNode
 
 # No loaders: {% include %} and {% extends %} cannot read files on the server.
@@ -51,6 +51,18 @@ def _compile(engine: Engine, source: str, part: str):
         info = getattr(exc, "template_debug", None)
         where = f"line {info['line']}: " if info else ""
         raise TemplateError(part, f"{where}{exc}") from None
+
+
+def check_braces(source: str, part: str) -> None:
+    """Refuse a {{ or {% left open: Django's lexer reads it as plain text (a tag must close on
+    its own line), so `Hi {{ first_name` would go out to every recipient verbatim."""
+    lines = (source or "").splitlines()
+    for number, line in enumerate(lines, start=1):
+        rest = tag_re.sub("", line)
+        for opening, closing in (("{{", "}}"), ("{%", "%}")):
+            if opening in rest:
+                where = f"line {number}: " if len(lines) > 1 else ""
+                raise TemplateError(part, f"{where}an opening {opening} has no closing {closing}")
 
 
 def compile_parts(*, subject: str = "", body_text: str = "", body_html: str = "") -> Compiled:

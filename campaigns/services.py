@@ -18,7 +18,7 @@ from campaigns.models import (
     MessageTemplate,
 )
 from campaigns.rendering import (
-    TemplateError, compile_parts, missing_variables, recipient_context, recipient_lacks, template_variables,
+    TemplateError, check_braces, compile_parts, missing_variables, recipient_context, recipient_lacks, template_variables,
 )
 from campaigns.unsubscribe import unsubscribe_headers, unsubscribe_url
 from imports.models import ImportJob
@@ -45,6 +45,8 @@ def check_template(*, channel: str, subject: str, body_text: str, body_html: str
     if channel == Channel.SMS and body_html:
         raise InvalidInput("body_html: SMS templates have a text body only", field="body_html")
     try:
+        for part, source in (("subject", subject), ("body_text", body_text), ("body_html", body_html)):
+            check_braces(source or "", part)
         compiled = compile_parts(subject=subject or "", body_text=body_text or "", body_html=body_html or "")
     except TemplateError as exc:
         raise InvalidInput(str(exc), field=exc.part) from None
@@ -165,9 +167,12 @@ def campaign_create(
             raise InvalidInput(f"template_id: template '{template.name}' is for {template.channel}, not {channel}", field="template_id")
     else:
         try:
+            check_braces(subject or "", "subject")
+            check_braces(message_content or "", "message_content")
             compile_parts(subject=subject, body_text=message_content)
         except TemplateError as exc:
-            raise InvalidInput(f"message_content: {exc.message}", field="message_content") from None
+            field = "subject" if exc.part == "subject" else "message_content"
+            raise InvalidInput(f"{field}: {exc.message}", field=field) from None
     if channel == Channel.EMAIL and not (subject or (template and template.subject)):
         raise InvalidInput("subject: an email campaign needs a subject (or a template with one)", field="subject")
     if channel == Channel.SMS and (subject or "").strip():

@@ -80,6 +80,26 @@ def test_a_template_that_does_not_compile_is_shown_as_an_error_in_the_admin(owne
     assert not MessageTemplate.objects.exists()
 
 
+def test_a_merge_field_left_open_is_an_error_on_its_field_in_the_admin(owner):
+    response = _login(owner).post(f"{TEMPLATES}add/", _template_form(subject="Hi {{ first_name"))
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert errors == {"subject": ["an opening {{ has no closing }}"]}  # no "subject: " in front of it
+    assert not MessageTemplate.objects.exists()
+
+
+def test_the_template_editor_explains_merge_syntax_and_lists_variables_plainly(owner):
+    client = _login(owner)
+    page = client.get(f"{TEMPLATES}add/").content.decode()
+    assert '<code>{{ name }}</code>' in page and '<code>{{ first_name|default:"there" }}</code>' in page
+    assert "name, email, phone and unsubscribe_url" in page and "standard and custom fields" in page
+    client.post(f"{TEMPLATES}add/", _template_form())
+    template = MessageTemplate.objects.get()
+    change = client.get(f"{TEMPLATES}{template.pk}/change/").content.decode()
+    assert '<div class="readonly">coupon, name, order_no</div>' in change and "[&quot;coupon&quot;" not in change
+    assert "<td class=\"field-variables_display\">coupon, name, order_no</td>" in client.get(TEMPLATES).content.decode()
+
+
 def test_a_template_change_page_shows_a_rendered_preview(owner):
     template = services.template_create(actor=Actor(user=owner, source="api"), owner=owner, name="Welcome",
                                         subject="Hi {{ name }}", body_text="Order {{ order_no }}")

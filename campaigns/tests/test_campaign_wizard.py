@@ -245,6 +245,8 @@ def test_an_audience_needs_a_list_and_only_the_owners_lists_are_found(owner, out
      "Merge fields not found in the audience: coupon"),
     ({"subject": ""}, "an email campaign needs a subject (or a template with one)"),
     ({"message_content": "Hi {% if name %}"}, "Unclosed tag"),
+    ({"message_content": "Hi {{ first_name"}, "<li>an opening {{ has no closing }}</li>"),
+    ({"subject": "Hi {{ first_name"}, "<li>an opening {{ has no closing }}</li>"),
 ])
 def test_bad_content_is_refused_by_campaign_create_as_a_form_error(owner, news, content, error):
     client = _client(owner)
