@@ -272,6 +272,22 @@ def test_a_template_and_content_together_are_refused(owner, news):
     assert Campaign.objects.get().template == template
 
 
+def test_the_message_step_shows_what_each_template_would_send_and_the_chosen_one_open(owner, news):
+    template = services.template_create(actor=Actor(user=owner, source="api"), owner=owner, name="Welcome",
+                                        subject="Hi {{ name }}", body_text="Welcome <b>{{ name }}</b>")
+    client = _client(owner)
+    _through_audience(client, news)
+    page = client.get(CONTENT).content.decode()
+    section = re.search(r'<section class="preview template-content"[^>]*>', page).group(0)
+    assert f'data-template="{template.pk}"' in section and section.endswith(" hidden>")  # until it is chosen
+    assert "Subject: <strong>Hi {{ name }}</strong>" in page and "Welcome &lt;b&gt;{{ name }}&lt;/b&gt;" in page
+    # Back with an error, the chosen template's content is open.
+    response = _post(client, CONTENT, {"template": template.pk, "subject": "", "message_content": "Also this"})
+    assert response.status_code == 200
+    section = re.search(r'<section class="preview template-content"[^>]*>', response.content.decode()).group(0)
+    assert not section.endswith(" hidden>")
+
+
 def test_another_owners_template_is_not_found(owner, outsider, news):
     theirs = services.template_create(actor=Actor(user=outsider, source="api"), owner=outsider, name="Theirs",
                                       subject="S", body_text="x")
