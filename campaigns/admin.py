@@ -155,7 +155,7 @@ class CampaignAdmin(JobPageMixin, OwnedAdmin):
     search_fields = ("name",)
     list_select_related = ("owner",)
     # Status, counters and timings are in the live panel above the form.
-    fields = ("name", "kind", "channel", "owner", "template", "subject", "message_content", "audience",
+    fields = ("name", "kind", "channel", "owner", "template", "subject_display", "content_display", "audience",
               "scheduled_at", "created_at", "job_data_display")
     readonly_fields = fields
     actions = [
@@ -195,6 +195,30 @@ class CampaignAdmin(JobPageMixin, OwnedAdmin):
             JobLink("Its messages", messages_url),
             JobLink("Its failed messages", messages_url + "&status__exact=failed", if_positive="failed"),
         ]
+
+    @admin.display(description="subject")
+    def subject_display(self, campaign: Campaign) -> str:
+        # A subject of the campaign's own wins over the template's, as when it is sent.
+        if campaign.template_id and not campaign.subject:
+            return self._from_template(campaign, format_html("{}", campaign.template.subject or "-"))
+        return campaign.subject or "-"
+
+    @admin.display(description="message content")
+    def content_display(self, campaign: Campaign) -> str:
+        if not campaign.template_id:
+            return format_html("<pre class='campaign-content'>{}</pre>", campaign.message_content) if campaign.message_content else "-"
+        template = campaign.template
+        parts = format_html("<pre class='campaign-content' aria-label='Text body'>{}</pre>", template.body_text) if template.body_text else ""
+        if template.body_html:
+            parts = format_html("{}<p>HTML body:</p><pre class='campaign-content' aria-label='HTML body'>{}</pre>",
+                                parts, template.body_html)
+        return self._from_template(campaign, parts or "-")
+
+    def _from_template(self, campaign: Campaign, value: str) -> str:
+        # The campaign sends what the template says now, so show that, and say where it comes from.
+        url = reverse("admin:campaigns_messagetemplate_change", args=[campaign.template_id])
+        return format_html('{}<div class="help">from template <a href="{}">\'{}\'</a></div>', value, url,
+                           campaign.template.name)
 
     @admin.display(description="audience")
     def audience(self, campaign: Campaign) -> str:

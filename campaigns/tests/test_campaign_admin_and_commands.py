@@ -191,6 +191,27 @@ def test_the_start_action_asks_first_then_queues_the_fan_out(owner):
     assert campaign.status == CampaignStatus.STARTING
 
 
+def test_a_campaign_page_shows_the_subject_and_text_of_its_template_and_links_it(owner):
+    actor = Actor(user=owner, source="api")
+    SubscriberFactory(list=SubscriberListFactory(owner=owner, name="News"), email="ann@x.io", name="Ann")
+    template = services.template_create(actor=actor, owner=owner, name="Welcome", subject="Hi {{ name }}",
+                                        body_text="Hello <b>{{ name }}</b>")
+    campaign = services.campaign_create(actor=actor, owner=owner, name="Spring", channel="email",
+                                        template_id=template.pk, list_names=["News"])
+    page = _login(owner).get(f"{CAMPAIGNS}{campaign.pk}/change/").content.decode()
+    link = f"from template <a href=\"{TEMPLATES}{template.pk}/change/\">'Welcome'</a>"
+    assert page.count(link) == 2  # under the subject and under the content
+    assert "Hi {{ name }}" in page and "Hello &lt;b&gt;{{ name }}&lt;/b&gt;" in page
+    assert f'<a href="{TEMPLATES}{template.pk}/change/">Welcome</a>' in page  # the template field itself
+
+
+def test_a_campaign_page_shows_its_own_subject_and_content_without_a_template_note(owner):
+    campaign = _campaign(owner)
+    page = _login(owner).get(f"{CAMPAIGNS}{campaign.pk}/change/").content.decode()
+    assert "Hi {{ name }}" in page and "<pre class='campaign-content'>Hello {{ name }}</pre>" in page
+    assert "from template" not in page
+
+
 def test_the_campaign_changelist_shows_progress_and_only_the_owners_campaigns(owner, outsider):
     mine = _running(owner)
     Campaign.objects.filter(pk=mine.pk).update(sent_count=1)
