@@ -13,12 +13,27 @@ from campaigns.selectors import campaign_figures
 from inboxerr.admin_tools import EstimatedCountPaginator, OwnedAdmin, admin_actor, key_value_table
 from inboxerr.errors import ServiceError
 from inboxerr.job_pages import Figure, JobControl, JobLink, JobPageMixin
+from subscribers.models import Channel
+
+
+# The admin shows help text as HTML (these are constants, never user data).
+MERGE_HELP = (
+    'Merge fields: <code>{{ name }}</code> puts the recipient\'s value there; '
+    '<code>{{ first_name|default:"there" }}</code> puts "there" for a recipient without it. '
+    "Every recipient has name, email, phone and unsubscribe_url, and the keys of their standard and custom "
+    "fields. A <code>{{</code> must close with <code>}}</code> on the same line."
+)
 
 
 class MessageTemplateForm(forms.ModelForm):
     class Meta:
         model = MessageTemplate
         fields = ("name", "channel", "subject", "body_text", "body_html", "is_active")
+        help_texts = {
+            "subject": "Email only. " + MERGE_HELP,
+            "body_text": "The plain-text body (the whole message for SMS). Same merge fields as the subject.",
+            "body_html": "Optional HTML body for email; merge values are HTML-escaped. Same merge fields.",
+        }
 
     def clean(self) -> dict:
         data = super().clean()
@@ -26,8 +41,10 @@ class MessageTemplateForm(forms.ModelForm):
             services.check_template(channel=data.get("channel", ""), subject=data.get("subject", ""),
                                     body_text=data.get("body_text", ""), body_html=data.get("body_html", ""))
         except ServiceError as exc:
-            field = exc.field if exc.field in self.fields else None
-            raise forms.ValidationError({field: exc.message} if field else exc.message) from None
+            if exc.field in self.fields:
+                # Shown under the field itself, so its raw name in front would only be noise.
+                raise forms.ValidationError({exc.field: exc.message.removeprefix(f"{exc.field}: ")}) from None
+            raise forms.ValidationError(exc.message) from None
         owner_id = self.instance.owner_id or getattr(self, "request_user_id", None)
         clash = MessageTemplate.objects.filter(owner_id=owner_id, name=data.get("name")).exclude(pk=self.instance.pk)
         if owner_id and clash.exists():
@@ -43,12 +60,17 @@ class MessageTemplateAdmin(OwnedAdmin):
         form = super().get_form(request, obj, change=change, **kwargs)
         form.request_user_id = request.user.pk  # new templates belong to the user adding them
         return form
-    list_display = ("name", "channel", "owner", "is_active", "variables", "updated_at")
+    list_display = ("name", "channel", "owner", "is_active", "variables_display", "updated_at")
     list_filter = ("channel", "is_active")
     search_fields = ("name",)
     list_select_related = ("owner",)
-    readonly_fields = ("variables", "rendered_preview")
-    fields = ("name", "channel", "subject", "body_text", "body_html", "is_active", "variables", "rendered_preview")
+    readonly_fields = ("variables_display", "rendered_preview")
+    fields = ("name", "channel", "subject", "body_text", "body_html", "is_active", "variables_display",
+              "rendered_preview")
+
+    @admin.display(description="variables")
+    def variables_display(self, template: MessageTemplate) -> str:
+        return ", ".join(template.variables) or "-"
 
     @admin.display(description="preview (sample values)")
     def rendered_preview(self, template: MessageTemplate) -> str:
@@ -133,7 +155,7 @@ class CampaignAdmin(JobPageMixin, OwnedAdmin):
     search_fields = ("name",)
     list_select_related = ("owner",)
     # Status, counters and timings are in the live panel above the form.
-    fields = ("name", "kind", "channel", "owner", "template", "subject", "message_content", "audience",
+    fields = ("name", "kind", "channel", "owner", "template", "subject_display", "content_display", "audience",
               "scheduled_at", "created_at", "job_data_display")
     readonly_fields = fields
     actions = [
@@ -173,6 +195,30 @@ class CampaignAdmin(JobPageMixin, OwnedAdmin):
             JobLink("Its messages", messages_url),
             JobLink("Its failed messages", messages_url + "&status__exact=failed", if_positive="failed"),
         ]
+
+    @admin.display(description="subject")
+    def subject_display(self, campaign: Campaign) -> str:
+        # A subject of the campaign's own wins over the template's, as when it is sent.
+        if campaign.template_id and not campaign.subject:
+            return self._from_template(campaign, format_html("{}", campaign.template.subject or "-"))
+        return campaign.subject or "-"
+
+    @admin.display(description="message content")
+    def content_display(self, campaign: Campaign) -> str:
+        if not campaign.template_id:
+            return format_html("<pre class='campaign-content'>{}</pre>", campaign.message_content) if campaign.message_content else "-"
+        template = campaign.template
+        parts = format_html("<pre class='campaign-content' aria-label='Text body'>{}</pre>", template.body_text) if template.body_text else ""
+        if template.body_html:
+            parts = format_html("{}<p>HTML body:</p><pre class='campaign-content' aria-label='HTML body'>{}</pre>",
+                                parts, template.body_html)
+        return self._from_template(campaign, parts or "-")
+
+    def _from_template(self, campaign: Campaign, value: str) -> str:
+        # The campaign sends what the template says now, so show that, and say where it comes from.
+        url = reverse("admin:campaigns_messagetemplate_change", args=[campaign.template_id])
+        return format_html('{}<div class="help">from template <a href="{}">\'{}\'</a></div>', value, url,
+                           campaign.template.name)
 
     @admin.display(description="audience")
     def audience(self, campaign: Campaign) -> str:
@@ -233,12 +279,43 @@ class MessageAdmin(OwnedAdmin):
         return False
 
 
+class RateLimitForm(forms.ModelForm):
+    # The dispatcher looks its bucket up by the channel's value ("email", "sms"): a free-text
+    # name such as "Email" would save and limit nothing.
+    name = forms.ChoiceField(choices=Channel.choices, label="Channel",
+                             help_text="The channel this row limits; one row per channel.")
+
+    class Meta:
+        model = RateLimit
+        fields = ("name", "rate", "burst", "enabled")
+        help_texts = {
+            "rate": "Sends per second, shared by every worker; 0 pauses sending on this channel.",
+            "burst": "How many may go at once after a quiet spell; then sending settles to the rate.",
+            "enabled": "On: this rate and burst apply. Off: no limit at all.",
+        }
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"]
+        if RateLimit.objects.filter(name=name).exclude(pk=self.instance.pk).exists():
+            raise forms.ValidationError(f"The {name} channel already has a rate limit: change that row instead.")
+        return name
+
+
 @admin.register(RateLimit)
 class RateLimitAdmin(admin.ModelAdmin):
     """Edit a channel's rate here; workers read it on their next token, no restart needed."""
 
-    list_display = ("name", "rate", "burst", "enabled")
+    form = RateLimitForm
+    list_display = ("name", "in_force", "rate", "burst", "enabled")
     list_editable = ("rate", "burst", "enabled")
+
+    @admin.display(description="in force")
+    def in_force(self, bucket: RateLimit) -> str:
+        if not bucket.enabled:
+            return "Disabled: no limit"
+        if bucket.rate <= 0:
+            return "Enabled: sending paused (rate 0)"
+        return f"Enabled: {bucket.rate:g} per second, burst {bucket.burst}"
 
     def save_model(self, request: HttpRequest, obj: RateLimit, form, change: bool) -> None:
         super().save_model(request, obj, form, change)

@@ -240,6 +240,8 @@ def content_step(request: HttpRequest, model_admin) -> HttpResponse:
             return HttpResponseRedirect(_url("dry_run", campaign.pk))
     return _render(request, "content.html", _context(
         request, model_admin, "New campaign: message", "content", form=form, draft=draft, lists=lists,
+        templates=form.fields["template"].queryset.only("pk", "name", "subject", "body_text", "body_html"),
+        chosen=str(form["template"].value() or ""),
     ))
 
 

@@ -2,10 +2,11 @@
 rendered per recipient from a plain dict (never a model object: a template cannot reach the
 database). HTML autoescapes; text and SMS do not."""
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.template import Context, Engine, TemplateSyntaxError
-from django.template.base import FilterExpression, VariableNode
+from django.template.base import FilterExpression, VariableNode, tag_re
 from django.template.defaulttags import ForNode, IfNode, WithNode
 
 # No loaders: {% include %} and {% extends %} cannot read files on the server.
@@ -14,6 +15,8 @@ _HTML_ENGINE = Engine(autoescape=True, debug=True, loaders=[], string_if_invalid
 
 # Names every recipient has, whatever their list.
 RECIPIENT_FIELDS = ("email", "phone", "name", "unsubscribe_url")
+# Of those, the ones a recipient may still have empty (unsubscribe_url is always made).
+OWN_FIELDS = ("email", "phone", "name")
 
 
 class TemplateError(ValueError):
@@ -48,6 +51,18 @@ def _compile(engine: Engine, source: str, part: str):
         info = getattr(exc, "template_debug", None)
         where = f"line {info['line']}: " if info else ""
         raise TemplateError(part, f"{where}{exc}") from None
+
+
+def check_braces(source: str, part: str) -> None:
+    """Refuse a {{ or {% left open: Django's lexer reads it as plain text (a tag must close on
+    its own line), so `Hi {{ first_name` would go out to every recipient verbatim."""
+    lines = (source or "").splitlines()
+    for number, line in enumerate(lines, start=1):
+        rest = tag_re.sub("", line)
+        for opening, closing in (("{{", "}}"), ("{%", "%}")):
+            if opening in rest:
+                where = f"line {number}: " if len(lines) > 1 else ""
+                raise TemplateError(part, f"{where}an opening {opening} has no closing {closing}")
 
 
 def compile_parts(*, subject: str = "", body_text: str = "", body_html: str = "") -> Compiled:
@@ -147,3 +162,12 @@ def missing_variables(required: dict[str, bool], available: set[str]) -> list[st
 
 
 
+
+
+def recipient_lacks(required: Iterable[str], *, fields: Iterable[str], email: str = "", phone: str = "",
+                    name: str = "") -> list[str]:
+    """Required merge fields one recipient would get empty: a field none of their lists' fields
+    give, or their own email, phone or name left blank (a field of that name fills the gap, as
+    recipient_context does)."""
+    have = set(fields) | {key for key, value in (("email", email), ("phone", phone), ("name", name)) if value}
+    return sorted(n for n in required if n not in have and (n in OWN_FIELDS or n not in RECIPIENT_FIELDS))

@@ -17,7 +17,9 @@ from campaigns.models import (
     OPEN_BATCH_STATUSES, BatchStatus, Campaign, CampaignStatus, DispatchSlot, Message, MessageBatch, MessageStatus,
     MessageTemplate,
 )
-from campaigns.rendering import TemplateError, compile_parts, missing_variables, recipient_context, template_variables
+from campaigns.rendering import (
+    TemplateError, check_braces, compile_parts, missing_variables, recipient_context, recipient_lacks, template_variables,
+)
 from campaigns.unsubscribe import unsubscribe_headers, unsubscribe_url
 from imports.models import ImportJob
 from inboxerr.actors import Actor
@@ -43,6 +45,8 @@ def check_template(*, channel: str, subject: str, body_text: str, body_html: str
     if channel == Channel.SMS and body_html:
         raise InvalidInput("body_html: SMS templates have a text body only", field="body_html")
     try:
+        for part, source in (("subject", subject), ("body_text", body_text), ("body_html", body_html)):
+            check_braces(source or "", part)
         compiled = compile_parts(subject=subject or "", body_text=body_text or "", body_html=body_html or "")
     except TemplateError as exc:
         raise InvalidInput(str(exc), field=exc.part) from None
@@ -163,9 +167,12 @@ def campaign_create(
             raise InvalidInput(f"template_id: template '{template.name}' is for {template.channel}, not {channel}", field="template_id")
     else:
         try:
+            check_braces(subject or "", "subject")
+            check_braces(message_content or "", "message_content")
             compile_parts(subject=subject, body_text=message_content)
         except TemplateError as exc:
-            raise InvalidInput(f"message_content: {exc.message}", field="message_content") from None
+            field = "subject" if exc.part == "subject" else "message_content"
+            raise InvalidInput(f"{field}: {exc.message}", field=field) from None
     if channel == Channel.EMAIL and not (subject or (template and template.subject)):
         raise InvalidInput("subject: an email campaign needs a subject (or a template with one)", field="subject")
     if channel == Channel.SMS and (subject or "").strip():
@@ -584,9 +591,15 @@ def campaign_dry_run(*, campaign: Campaign, sample_size: int = 1000) -> dict:
     required = [name for name, needed in template_required_variables(
         campaign.template, subject=campaign.subject, content=campaign.message_content).items() if needed]
     missing: dict[str, int] = {}
-    for sub in audience.order_by("id")[:sample_size].values("standard_fields", "custom_fields"):
-        available = set(sub["standard_fields"]) | set(sub["custom_fields"])
-        for name in missing_variables({n: True for n in required}, available):
+    lacking = 0
+    # One query for the sample; a blank phone or name counts as missing, since the message would
+    # go out with a gap where it is used.
+    sample = audience.order_by("id")[:sample_size].values("standard_fields", "custom_fields", "email", "phone", "name")
+    for sub in sample:
+        names = recipient_lacks(required, fields=[*sub["standard_fields"], *sub["custom_fields"]],
+                                email=sub["email"], phone=sub["phone"], name=sub["name"])
+        lacking += bool(names)
+        for name in names:
             missing[name] = missing.get(name, 0) + 1
     result = {
         "audience_total": total,
@@ -597,6 +610,7 @@ def campaign_dry_run(*, campaign: Campaign, sample_size: int = 1000) -> dict:
         "would_queue": _would_queue(campaign, unique, suppressed, opted_out),
         "required_merge_fields": required,
         "missing_merge_fields_in_sample": missing,
+        "recipients_missing_merge_fields_in_sample": lacking,
         "sample_size": min(sample_size, total),
     }
     if campaign.channel == Channel.SMS:

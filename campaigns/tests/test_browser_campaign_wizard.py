@@ -156,3 +156,28 @@ def test_start_from_the_change_list_shows_the_confirmation_first(admin_page, liv
     page.get_by_role("link", name="No, take me back").click()
     campaign.refresh_from_db()
     assert campaign.status == CampaignStatus.DRAFT
+
+
+def test_choosing_a_template_in_the_message_step_shows_what_it_sends(admin_page, live_stack, audience):
+    from campaigns import services
+    from inboxerr.actors import Actor
+
+    services.template_create(actor=Actor.system(), owner=audience.owner, name="Welcome",
+                             subject="Welcome, {{ name }}", body_text="Your code is {{ code }}.")
+    page = admin_page
+    page.goto(live_stack.url("/admin/campaigns/campaign/wizard/"))
+    page.get_by_label("Campaign name").fill("Welcome run")
+    page.get_by_label("Campaign name").press("Enter")
+    page.wait_for_url("**/wizard/audience/")
+    page.get_by_label("Newsletter (20 subscribers)").check()
+    page.get_by_role("button", name="Next: message").click()
+    page.wait_for_url("**/wizard/message/")
+    content = page.get_by_role("region", name="Content of Welcome")
+    expect(content).to_be_hidden()
+    page.get_by_label("Template").select_option(label="Welcome")
+    expect(content).to_be_visible()
+    expect(content.get_by_text("Welcome, {{ name }}")).to_be_visible()
+    assert content.get_by_label("Its text body").inner_text().strip() == "Your code is {{ code }}."
+    _shot(page, "campaign-3-message-template")
+    page.get_by_label("Template").select_option(index=0)
+    expect(content).to_be_hidden()

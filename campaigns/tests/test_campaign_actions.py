@@ -337,6 +337,17 @@ def test_preview_for_a_subscriber_outside_the_audience_is_not_found(api, owner, 
     assert bad.status_code == 400 and "subscriber_id" in bad.json()["detail"]
 
 
+def test_dry_run_counts_a_blank_phone_or_name_as_a_missing_merge_field(api, audience):
+    audience["bob"].name = ""
+    audience["bob"].save(update_fields=["name"])
+    campaign = _create(api, subject="Hi {{ name }}", message_content="Call {{ phone }}. {{ unsubscribe_url }}")
+    body = api.get(f"{URL}/{campaign['id']}/dry-run").json()
+    # Only "nowhere" has a phone; Bob's name is blank; everyone gets an unsubscribe link.
+    assert body["missing_merge_fields_in_sample"] == {"phone": 7, "name": 1}
+    assert body["recipients_missing_merge_fields_in_sample"] == 7
+    assert body["sample_size"] == 8
+
+
 def test_dry_run_reports_the_audience_after_dedupe_and_suppression(api, audience):
     campaign = _create(api)
     response = api.get(f"{URL}/{campaign['id']}/dry-run")
@@ -350,6 +361,7 @@ def test_dry_run_reports_the_audience_after_dedupe_and_suppression(api, audience
     assert body["required_merge_fields"] == ["name", "order_no"]
     # Five subscribers have no order_no (name is every recipient's own).
     assert body["missing_merge_fields_in_sample"] == {"order_no": 5}
+    assert body["recipients_missing_merge_fields_in_sample"] == 5
     assert body["would_queue"] == 2  # exactly what the start below queues
     # Nothing was done.
     assert not Message.objects.exists() and _status(campaign["id"]) == CampaignStatus.DRAFT

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from audit.models import AuditLog
 from campaigns import dispatch, services
-from campaigns.models import Campaign, CampaignStatus, Message, MessageStatus, MessageTemplate
+from campaigns.models import Campaign, CampaignStatus, Message, MessageStatus, MessageTemplate, RateLimit
 from campaigns.tests.buckets import rate_limit_row
 from inboxerr.actors import Actor
 from subscribers.tests.factories import SubscriberFactory, SubscriberListFactory
@@ -78,6 +78,26 @@ def test_a_template_that_does_not_compile_is_shown_as_an_error_in_the_admin(owne
     assert response.status_code == 200  # the form again, with the error; not a server error
     assert b"line 2" in response.content and b"Unclosed tag" in response.content
     assert not MessageTemplate.objects.exists()
+
+
+def test_a_merge_field_left_open_is_an_error_on_its_field_in_the_admin(owner):
+    response = _login(owner).post(f"{TEMPLATES}add/", _template_form(subject="Hi {{ first_name"))
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert errors == {"subject": ["an opening {{ has no closing }}"]}  # no "subject: " in front of it
+    assert not MessageTemplate.objects.exists()
+
+
+def test_the_template_editor_explains_merge_syntax_and_lists_variables_plainly(owner):
+    client = _login(owner)
+    page = client.get(f"{TEMPLATES}add/").content.decode()
+    assert '<code>{{ name }}</code>' in page and '<code>{{ first_name|default:"there" }}</code>' in page
+    assert "name, email, phone and unsubscribe_url" in page and "standard and custom fields" in page
+    client.post(f"{TEMPLATES}add/", _template_form())
+    template = MessageTemplate.objects.get()
+    change = client.get(f"{TEMPLATES}{template.pk}/change/").content.decode()
+    assert '<div class="readonly">coupon, name, order_no</div>' in change and "[&quot;coupon&quot;" not in change
+    assert "<td class=\"field-variables_display\">coupon, name, order_no</td>" in client.get(TEMPLATES).content.decode()
 
 
 def test_a_template_change_page_shows_a_rendered_preview(owner):
@@ -171,6 +191,27 @@ def test_the_start_action_asks_first_then_queues_the_fan_out(owner):
     assert campaign.status == CampaignStatus.STARTING
 
 
+def test_a_campaign_page_shows_the_subject_and_text_of_its_template_and_links_it(owner):
+    actor = Actor(user=owner, source="api")
+    SubscriberFactory(list=SubscriberListFactory(owner=owner, name="News"), email="ann@x.io", name="Ann")
+    template = services.template_create(actor=actor, owner=owner, name="Welcome", subject="Hi {{ name }}",
+                                        body_text="Hello <b>{{ name }}</b>")
+    campaign = services.campaign_create(actor=actor, owner=owner, name="Spring", channel="email",
+                                        template_id=template.pk, list_names=["News"])
+    page = _login(owner).get(f"{CAMPAIGNS}{campaign.pk}/change/").content.decode()
+    link = f"from template <a href=\"{TEMPLATES}{template.pk}/change/\">'Welcome'</a>"
+    assert page.count(link) == 2  # under the subject and under the content
+    assert "Hi {{ name }}" in page and "Hello &lt;b&gt;{{ name }}&lt;/b&gt;" in page
+    assert f'<a href="{TEMPLATES}{template.pk}/change/">Welcome</a>' in page  # the template field itself
+
+
+def test_a_campaign_page_shows_its_own_subject_and_content_without_a_template_note(owner):
+    campaign = _campaign(owner)
+    page = _login(owner).get(f"{CAMPAIGNS}{campaign.pk}/change/").content.decode()
+    assert "Hi {{ name }}" in page and "<pre class='campaign-content'>Hello {{ name }}</pre>" in page
+    assert "from template" not in page
+
+
 def test_the_campaign_changelist_shows_progress_and_only_the_owners_campaigns(owner, outsider):
     mine = _running(owner)
     Campaign.objects.filter(pk=mine.pk).update(sent_count=1)
@@ -221,6 +262,32 @@ def test_an_operator_cannot_change_the_rate_limit_every_owner_shares(owner):
     bucket.refresh_from_db()
     assert (bucket.rate, bucket.burst) == (10, 5)
     assert client.get("/admin/campaigns/ratelimit/").status_code == 403
+
+
+def test_a_rate_limit_names_a_channel_bucket_and_a_second_row_for_a_channel_is_a_form_error(superuser):
+    # As the migrations leave them: a disabled row for each channel.
+    for name in ("email", "sms"):
+        rate_limit_row(name=name, rate=10, burst=50, enabled=False)
+    client = _login(superuser)
+    form = client.get("/admin/campaigns/ratelimit/add/").content.decode()
+    assert '<option value="email">Email</option>' in form and '<option value="sms">SMS</option>' in form
+    assert "How many may go at once after a quiet spell" in form and "Off: no limit at all." in form
+
+    typed = client.post("/admin/campaigns/ratelimit/add/", {"name": "Email", "rate": "5", "burst": "10", "enabled": "on"})
+    assert typed.status_code == 200
+    assert "Select a valid choice. Email is not one of the available choices." in typed.content.decode()
+    again = client.post("/admin/campaigns/ratelimit/add/", {"name": "email", "rate": "5", "burst": "10", "enabled": "on"})
+    assert again.status_code == 200
+    assert "The email channel already has a rate limit: change that row instead." in again.content.decode()
+    assert RateLimit.objects.count() == 2
+
+
+def test_the_rate_limit_list_says_which_rows_are_in_force(superuser):
+    rate_limit_row(name="email", rate=2.5, burst=5)
+    rate_limit_row(name="sms", rate=1, burst=5, enabled=False)
+    page = _login(superuser).get("/admin/campaigns/ratelimit/").content.decode()
+    assert "Enabled: 2.5 per second, burst 5" in page
+    assert "Disabled: no limit" in page
 
 
 # --- Commands ------------------------------------------------------------------------------------

@@ -171,6 +171,29 @@ def test_an_sms_campaign_dry_run_shows_encoding_and_segments(owner):
     assert campaign.channel == "sms"
 
 
+def test_the_dry_run_says_which_recipients_lack_a_merge_field_such_as_a_blank_phone(owner, news):
+    SubscriberFactory(list=news, email="dee@x.io", name="Dee", phone="+14155552671")
+    client = _client(owner)
+    response = _post_content(client, news, message_content="Call {{ phone }}")
+    page = client.get(response["Location"]).content.decode()
+    assert "3 of the first 4 recipients lack:\n<code>phone</code> (3)." in page
+    assert "have every merge field" not in page
+
+
+def test_the_dry_run_says_when_every_recipient_checked_has_every_merge_field(owner, news):
+    client = _client(owner)
+    response = _post_content(client, news, message_content="Hello {{ name }}, {{ email }}")
+    page = client.get(response["Location"]).content.decode()
+    assert "All 3 recipients checked have every merge field." in page and "lack:" not in page
+
+
+def _post_content(client: Client, news, **content):
+    _through_audience(client, news)
+    response = _post(client, CONTENT, {"template": "", "subject": "Hi", "message_content": "", **content})
+    assert response.status_code == 302, _errors(response)
+    return response
+
+
 def test_a_drafts_page_links_to_its_dry_run_test_send_and_start(owner, news):
     campaign = _draft(owner, news)
     client = _client(owner)
@@ -222,6 +245,8 @@ def test_an_audience_needs_a_list_and_only_the_owners_lists_are_found(owner, out
      "Merge fields not found in the audience: coupon"),
     ({"subject": ""}, "an email campaign needs a subject (or a template with one)"),
     ({"message_content": "Hi {% if name %}"}, "Unclosed tag"),
+    ({"message_content": "Hi {{ first_name"}, "<li>an opening {{ has no closing }}</li>"),
+    ({"subject": "Hi {{ first_name"}, "<li>an opening {{ has no closing }}</li>"),
 ])
 def test_bad_content_is_refused_by_campaign_create_as_a_form_error(owner, news, content, error):
     client = _client(owner)
@@ -245,6 +270,22 @@ def test_a_template_and_content_together_are_refused(owner, news):
     response = _post(client, CONTENT, {"template": template.pk, "subject": "", "message_content": ""})
     assert response.status_code == 302
     assert Campaign.objects.get().template == template
+
+
+def test_the_message_step_shows_what_each_template_would_send_and_the_chosen_one_open(owner, news):
+    template = services.template_create(actor=Actor(user=owner, source="api"), owner=owner, name="Welcome",
+                                        subject="Hi {{ name }}", body_text="Welcome <b>{{ name }}</b>")
+    client = _client(owner)
+    _through_audience(client, news)
+    page = client.get(CONTENT).content.decode()
+    section = re.search(r'<section class="preview template-content"[^>]*>', page).group(0)
+    assert f'data-template="{template.pk}"' in section and section.endswith(" hidden>")  # until it is chosen
+    assert "Subject: <strong>Hi {{ name }}</strong>" in page and "Welcome &lt;b&gt;{{ name }}&lt;/b&gt;" in page
+    # Back with an error, the chosen template's content is open.
+    response = _post(client, CONTENT, {"template": template.pk, "subject": "", "message_content": "Also this"})
+    assert response.status_code == 200
+    section = re.search(r'<section class="preview template-content"[^>]*>', response.content.decode()).group(0)
+    assert not section.endswith(" hidden>")
 
 
 def test_another_owners_template_is_not_found(owner, outsider, news):

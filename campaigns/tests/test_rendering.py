@@ -10,6 +10,7 @@ from campaigns.rendering import (
     TemplateError,
     compile_parts,
     missing_variables,
+    recipient_lacks,
     recipient_context,
     template_variables,
 )
@@ -87,6 +88,14 @@ def test_missing_variables_names_required_fields_the_audience_lacks_but_not_reci
     required = {"order_no": True, "coupon": True, "city": False, "name": True, "email": True, "unsubscribe_url": True}
     assert missing_variables(required, {"order_no"}) == ["coupon"]
     assert missing_variables(required, {"order_no", "coupon"}) == []
+
+
+def test_a_recipient_with_a_blank_phone_or_name_lacks_it_but_never_the_unsubscribe_link():
+    required = ["phone", "name", "email", "unsubscribe_url", "order_no"]
+    assert recipient_lacks(required, fields=["order_no"], email="a@x.io") == ["name", "phone"]
+    assert recipient_lacks(required, fields=[], email="a@x.io", phone="+14155552671", name="Ann") == ["order_no"]
+    # A list field called phone fills a blank phone, as it does when the message is rendered.
+    assert recipient_lacks(["phone"], fields=["phone"]) == []
 
 
 # --- Templates that do not compile; server files -------------------------------------------------

@@ -101,6 +101,19 @@ def test_a_template_that_does_not_compile_is_refused_with_line_and_reason(api, p
     assert not MessageTemplate.objects.exists() and not AuditLog.objects.filter(entity_type="template").exists()
 
 
+@pytest.mark.parametrize("part, source, detail", [
+    ("subject", "Hi {{ first_name", "subject: an opening {{ has no closing }}"),
+    ("body_text", "Hello {{ name }}\nYour code {{ code\n}}", "body_text: line 2: an opening {{ has no closing }}"),
+    ("body_html", "<p>{% if vip %}VIP{% endif </p>", "body_html: an opening {% has no closing %}"),
+])
+def test_a_merge_field_left_open_is_refused_rather_than_sent_as_text(api, part, source, detail):
+    data = {"name": "Open", "channel": "email", "subject": "S", "body_text": "T", part: source}
+    response = api.post(URL, data, format="json")
+    assert response.status_code == 400, response.content
+    assert (response.json()["field"], response.json()["detail"]) == (part, detail)
+    assert not MessageTemplate.objects.exists() and not AuditLog.objects.filter(entity_type="template").exists()
+
+
 def test_an_update_that_does_not_compile_is_refused_and_the_template_is_kept(api, owner):
     template = _template(owner)
     response = api.patch(f"{URL}{template.pk}/", {"body_text": "ok\n{{ name|nope }}"}, format="json")
