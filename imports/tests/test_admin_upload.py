@@ -187,6 +187,16 @@ def test_preview_shows_encoding_delimiter_mapping_and_first_rows(owner_client, n
     assert "Änne" in html and 'id="key-warning"' not in html
 
 
+def test_accented_french_headers_are_preselected_as_their_fields_on_the_column_step(owner_client, news):
+    content = "Courriel;Prénom;Nom;Téléphone;Téléphone fixe\r\nann@x.io;Anne;Lévy;+33612345678;0140000000\r\n"
+    url = _to_preview(owner_client, news, content.encode("utf-8"))
+    html = owner_client.get(url).content.decode()
+    expected = ["email", "standard:first_name", "standard:last_name", "phone", "custom:telephone_fixe"]
+    for index, target in enumerate(expected):
+        assert re.search(rf'<select name="col_{index}"[^>]*>.*?<option value="{target}" selected>', html, re.S), target
+    assert "t_l_phone" not in html and "pr_nom" not in html
+
+
 def test_the_whole_wizard_imports_with_the_changed_mapping(owner_client, news):
     url = _to_preview(owner_client, news, b"mail,who,tier\na@x.io,Ann,gold\n")
     response = _post(owner_client, url, {"col_0": "email", "col_1": "name", "col_2": "ignore"})
