@@ -126,6 +126,16 @@ def test_error_report_is_csv_with_spreadsheet_row_numbers(api, finished):
     assert "cmd|' /C calc'!A0" in by_row["8"]["Email"]
 
 
+def test_error_report_starts_with_a_bom_so_spreadsheets_read_accents_and_formulas_stay_inert(api, owner, tmp_path):
+    job = run_now(pending_job(owner, tmp_path, "Courriel,Téléphone fixe,=HYPERLINK(1)\nnot-an-email,=1+1,x\n"))
+
+    raw = b"".join(api.get(job_url(job, "/errors")).streaming_content)
+
+    assert raw.startswith("\ufeffrow,reason,Courriel,Téléphone fixe,'=HYPERLINK(1)\r\n".encode())
+    assert raw.count(b"\xef\xbb\xbf") == 1
+    assert raw.endswith(",not-an-email,'=1+1,x\r\n".encode())
+
+
 def test_error_report_columns_follow_the_files_column_order(api, finished):
     rows = read_csv(api.get(job_url(finished, "/errors")))
 
