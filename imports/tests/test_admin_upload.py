@@ -231,17 +231,29 @@ def test_discarding_an_upload_removes_its_file(owner_client, news):
     assert stored_files() == [] and not ImportJob.objects.exists()
 
 
+def _already_imported_notices(response) -> list[str]:
+    html = response.content.decode()
+    return re.findall(r'<p class="import-warning" id="already-imported"[^>]*>(.*?)</p>', html, re.S)
+
+
 def test_the_same_file_again_needs_the_force_option(owner_client, news):
-    content = b"email\na@x.io\n"
+    content = b"email\na@x.io\nnot-an-email\n"
     first = _to_preview(owner_client, news, content)
     _post(owner_client, first, {"col_0": "email"})
     _post(owner_client, f"{first}options/", {"update_existing": "on"})
+    earlier = run_now(ImportJob.objects.get())
     second = _to_preview(owner_client, news, content)
-    assert "already imported into this list" in owner_client.get(second).content.decode()
+    [notice] = _already_imported_notices(owner_client.get(second))
+    assert "(partially completed)" in notice and "in the next step" in notice
     _post(owner_client, second, {"col_0": "email"})
     response = _post(owner_client, f"{second}options/", {"update_existing": "on"})
-    assert "Tick “Import this file again”" in _form_error(response)
-    assert ImportJob.objects.count() == 1 and len(stored_files()) == 2  # the second upload waits
+    # Said once, in words, with a link to the earlier import; the form error only says what to do.
+    [notice] = _already_imported_notices(response)
+    assert f'<a href="/admin/imports/importjob/{earlier.pk}/change/">' in notice
+    assert "(partially completed)" in notice and "partially_completed" not in response.content.decode()
+    assert _form_error(response) == "Tick “Import this file again” to import it anyway."
+    assert response.content.decode().count(str(earlier.pk)) == 1  # in the link only, never as text
+    assert ImportJob.objects.count() == 1 and len(stored_files()) == 1  # the second upload waits (the first ran)
     response = _post(owner_client, f"{second}options/", {"update_existing": "on", "force": "on"})
     assert response.status_code == 302 and ImportJob.objects.count() == 2
 

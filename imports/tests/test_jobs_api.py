@@ -189,12 +189,21 @@ def test_a_cancelled_job_is_never_run(api, owner, tmp_path):
     assert not Subscriber.objects.exists()
 
 
+def test_the_audit_row_of_a_partly_imported_file_names_the_status_in_words(finished):
+    audit = AuditLog.objects.filter(entity_id=str(finished.pk), action="import").latest("id")
+
+    assert audit.user_action == (
+        "Import into 'News' partially completed: 2 created, 0 updated, 1 duplicates, 4 invalid"
+    )
+    assert audit.after["status"] == "partially_completed"  # the stored value stays for machines
+
+
 def test_cancel_a_finished_job_is_a_conflict(api, finished):
     response = api.post(job_url(finished, "/cancel"))
 
     assert response.status_code == 409
     assert response.json()["detail"] == (
-        f"Job {finished.pk} is partially_completed; only pending or processing jobs can be cancelled"
+        f"Job {finished.pk} is partially completed; only pending or processing jobs can be cancelled"
     )
     finished.refresh_from_db()
     assert finished.status == ImportStatus.PARTIALLY_COMPLETED
