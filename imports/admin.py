@@ -5,18 +5,20 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import path, reverse
 from django.template.defaultfilters import filesizeformat
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from imports import admin_views, services
-from imports.models import ImportJob
+from imports.models import ImportJob, import_status_label
 from imports.selectors import job_figures
-from inboxerr.admin_tools import OwnedAdmin, admin_actor, key_value_table
+from imports.wording import delimiter_name, encoding_name, target_label
+from inboxerr.admin_tools import OwnedAdmin, admin_actor
 from inboxerr.errors import ServiceError
 from inboxerr.job_pages import Figure, JobControl, JobLink, JobPageMixin
 
+REPEATED = "Repeated in the file"  # the duplicates figure, named the same on every page
 IMPORT_FIGURES = (
     Figure("total_rows", "Rows in the file"), Figure("processed_rows", "Rows read"), Figure("created", "Created"),
-    Figure("updated", "Updated"), Figure("duplicates", "Repeated in the file"), Figure("invalid", "Invalid rows"),
+    Figure("updated", "Updated"), Figure("duplicates", REPEATED), Figure("invalid", "Invalid rows"),
 )
 IMPORT_CONTROLS = (
     JobControl("cancel", "Cancel the import", lambda actor, job: services.import_cancel(actor=actor, job=job),
@@ -27,18 +29,48 @@ IMPORT_CONTROLS = (
 )
 
 
+
+def describe_options(job: ImportJob) -> str:
+    """How the job reads its source, in words: the encoding and delimiter found, the update rule,
+    the key field, and a table of where each column of the file goes (each column once)."""
+    options = job.options or {}
+    fmt = options.get("format") or {}
+    facts = []
+    if fmt:
+        facts += [("Encoding", encoding_name(fmt.get("encoding", ""))),
+                  ("Delimiter", delimiter_name(fmt.get("delimiter", "")))]
+    facts += [("Key field", options.get("key_field") or "-"),
+              ("Update subscribers already on the list", "yes" if options.get("update_existing", True) else "no")]
+    rows = format_html_join("", "<tr><th scope='row'>{}</th><td>{}</td></tr>", facts)
+    columns = options.get("columns") or {}
+    header = options.get("header") or list(columns)
+    if not columns:
+        return format_html('<table class="key-values">{}</table>', rows)
+    mapping = format_html_join("", "<tr><td>{}</td><td>{}</td></tr>",
+                               ((column or "(no header)", target_label(columns.get(column, "ignore"))) for column in header))
+    return format_html(
+        '<table class="key-values">{}</table>'
+        '<table class="import-columns"><thead><tr><th scope="col">Column in the file</th>'
+        '<th scope="col">Goes to</th></tr></thead><tbody>{}</tbody></table>',
+        rows, mapping,
+    )
+
+
 @admin.register(ImportJob)
 class ImportJobAdmin(JobPageMixin, OwnedAdmin):
-    list_display = ("created_at", "list_name", "filename", "owner", "status_display", "progress_display",
-                    "created", "updated", "duplicates", "invalid")
+    # What an operator scans, narrow enough for 1366 px with the sidebar and filters open: the
+    # owner only for superusers (everyone else sees only their own), the repeated rows in the
+    # progress cell's tooltip, everything else on the job's page.
+    list_display = ("created_at", "list_name", "filename", "status_display", "progress_display",
+                    "created", "updated", "invalid")
     list_select_related = ("owner",)
     list_filter = ("status", "source")
     search_fields = ("=id", "list_name", "filename", "=sha256")
     show_full_result_count = False
     # The counters, status and timings live in the job panel above the form (they update live);
     # the form shows what the job is, in words.
-    fields = ("list_link", "filename", "source", "size_display", "sha256", "owner", "created_at", "retry_count",
-              "options_display")
+    fields = ("list_link", "filename", "source", "size_display", "sha256_display", "owner", "created_at",
+              "retry_count", "options_display")
     readonly_fields = fields
     actions = ("cancel_jobs", "retry_jobs", "cleanup_stuck", "clear_finished")
     change_form_template = "admin/imports/importjob/change_form.html"
@@ -55,6 +87,12 @@ class ImportJobAdmin(JobPageMixin, OwnedAdmin):
                  name="imports_importjob_discard"),
         ]
         return wizard + super().get_urls()
+
+    def get_list_display(self, request: HttpRequest):
+        if not request.user.is_superuser:
+            return self.list_display
+        at = self.list_display.index("list_name") + 1
+        return (*self.list_display[:at], "owner", *self.list_display[at:])
 
     def _admin_view(self, view):
         """admin_view over a wizard view bound to this admin. The binding carries the view's own
@@ -90,9 +128,13 @@ class ImportJobAdmin(JobPageMixin, OwnedAdmin):
     def size_display(self, job: ImportJob) -> str:
         return filesizeformat(job.size_bytes)
 
+    @admin.display(description="SHA-256")
+    def sha256_display(self, job: ImportJob) -> str:
+        return format_html("<code>{}</code>", job.sha256) if job.sha256 else "-"
+
     @admin.display(description="how the file is read")
     def options_display(self, job: ImportJob) -> str:
-        return key_value_table(job.options)
+        return describe_options(job)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # jobs start from the upload page
@@ -102,11 +144,14 @@ class ImportJobAdmin(JobPageMixin, OwnedAdmin):
 
     @admin.display(description="status", ordering="status")
     def status_display(self, job: ImportJob) -> str:
-        return job_figures(job)["display_status"]
+        return format_html('<span class="import-status">{}</span>',
+                           import_status_label(job_figures(job)["display_status"]))
 
     @admin.display(description="progress")
     def progress_display(self, job: ImportJob) -> str:
-        return format_html('<progress max="100" value="{}"></progress> {}%', job.progress, job.progress)
+        tooltip = f"Rows read: {job.processed_rows:,}; {REPEATED}: {job.duplicates:,}"
+        return format_html('<span title="{}"><progress max="100" value="{}"></progress> {}%</span>',
+                           tooltip, job.progress, f"{job.progress:.0f}")
 
     def _each(self, request: HttpRequest, queryset: QuerySet[ImportJob], service, verb: str) -> None:
         done = 0
