@@ -5,6 +5,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import path, reverse
 from django.template.defaultfilters import filesizeformat
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from imports import admin_views, services
@@ -28,6 +29,13 @@ IMPORT_CONTROLS = (
                when=("failed", "stuck"), done="Import queued again; it resumes from its checkpoint."),
 )
 
+
+
+def _cut(text: str, limit: int = 40) -> str:
+    """A long name cut to fit a list column, the whole of it in the tooltip."""
+    if len(text) <= limit:
+        return text
+    return format_html('<span title="{}">{}…</span>', text, text[: limit - 1].rstrip())
 
 
 def describe_options(job: ImportJob) -> str:
@@ -59,10 +67,11 @@ def describe_options(job: ImportJob) -> str:
 @admin.register(ImportJob)
 class ImportJobAdmin(JobPageMixin, OwnedAdmin):
     # What an operator scans, narrow enough for 1366 px with the sidebar and filters open: the
-    # owner only for superusers (everyone else sees only their own), the repeated rows in the
-    # progress cell's tooltip, everything else on the job's page.
-    list_display = ("created_at", "list_name", "filename", "status_display", "progress_display",
-                    "created", "updated", "invalid")
+    # owner only for superusers (everyone else sees only their own), the progress bar under the
+    # status, the repeated rows in its tooltip, everything else on the job's page.
+    list_display = ("date_display", "list_display_name", "file_display", "status_display",
+                    "created_display", "updated_display", "invalid_display")
+    list_display_links = ("date_display",)
     list_select_related = ("owner",)
     list_filter = ("status", "source")
     search_fields = ("=id", "list_name", "filename", "=sha256")
@@ -91,7 +100,7 @@ class ImportJobAdmin(JobPageMixin, OwnedAdmin):
     def get_list_display(self, request: HttpRequest):
         if not request.user.is_superuser:
             return self.list_display
-        at = self.list_display.index("list_name") + 1
+        at = self.list_display.index("list_display_name") + 1
         return (*self.list_display[:at], "owner", *self.list_display[at:])
 
     def _admin_view(self, view):
@@ -142,16 +151,41 @@ class ImportJobAdmin(JobPageMixin, OwnedAdmin):
     def has_change_permission(self, request: HttpRequest, obj: ImportJob | None = None) -> bool:
         return False if obj is not None else super().has_change_permission(request, obj)
 
+    # The list cells are short on purpose (see list_display): long names are cut, in full in the
+    # tooltip, and dates are numeric; the page's CSS keeps words whole.
+    @admin.display(description="date", ordering="created_at")
+    def date_display(self, job: ImportJob) -> str:
+        when = timezone.localtime(job.created_at)
+        return format_html('<time datetime="{}">{}<br>{}</time>', when.isoformat(), f"{when:%Y-%m-%d}", f"{when:%H:%M}")
+
+    @admin.display(description="list", ordering="list_name")
+    def list_display_name(self, job: ImportJob) -> str:
+        return _cut(job.list_name)
+
+    @admin.display(description="file", ordering="filename")
+    def file_display(self, job: ImportJob) -> str:
+        return _cut(job.filename or job.get_source_display())
+
+    @admin.display(description="created", ordering="created")
+    def created_display(self, job: ImportJob) -> str:
+        return f"{job.created:,}"
+
+    @admin.display(description="updated", ordering="updated")
+    def updated_display(self, job: ImportJob) -> str:
+        return f"{job.updated:,}"
+
+    @admin.display(description="invalid", ordering="invalid")
+    def invalid_display(self, job: ImportJob) -> str:
+        return f"{job.invalid:,}"
+
     @admin.display(description="status", ordering="status")
     def status_display(self, job: ImportJob) -> str:
-        return format_html('<span class="import-status">{}</span>',
-                           import_status_label(job_figures(job)["display_status"]))
-
-    @admin.display(description="progress")
-    def progress_display(self, job: ImportJob) -> str:
         tooltip = f"Rows read: {job.processed_rows:,}; {REPEATED}: {job.duplicates:,}"
-        return format_html('<span title="{}"><progress max="100" value="{}"></progress> {}%</span>',
-                           tooltip, job.progress, f"{job.progress:.0f}")
+        return format_html(
+            '<span class="import-status">{}</span><br><span class="import-progress" title="{}">'
+            '<progress max="100" value="{}"></progress> {}%</span>',
+            import_status_label(job_figures(job)["display_status"]), tooltip, job.progress, f"{job.progress:.0f}",
+        )
 
     def _each(self, request: HttpRequest, queryset: QuerySet[ImportJob], service, verb: str) -> None:
         done = 0

@@ -18,6 +18,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST
 
 from imports import services
+from imports.selectors import list_to_preselect
 from imports.admin_forms import ChooseListForm, MappingForm, NewListForm, OptionsForm, UploadForm
 from imports.upload import UPLOAD_FIELD, ImportUploadHandler, StoredUpload
 from imports.wording import delimiter_name, encoding_name, target_label
@@ -117,7 +118,8 @@ def choose_list_view(request: HttpRequest, model_admin) -> HttpResponse:
     lists = _lists_for(request)
     data = request.POST if request.method == "POST" else None
     creating = data is not None and "create" in data
-    choose = ChooseListForm(None if creating else data, lists=lists, show_owner=request.user.is_superuser)
+    choose = ChooseListForm(None if creating else data, lists=lists, show_owner=request.user.is_superuser,
+                            initial={"list": list_to_preselect(user=request.user, lists=lists)})
     new = NewListForm(data if creating else None, prefix="new")
     if creating and new.is_valid():
         try:

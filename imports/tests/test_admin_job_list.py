@@ -35,16 +35,17 @@ def test_job_list_shows_statuses_in_words(owner, tmp_path):
 
 def test_job_list_shows_what_an_operator_scans_and_the_owner_only_to_superusers(owner, superuser, tmp_path):
     run_now(pending_job(owner, tmp_path, FRENCH, name="french.csv"))
-    scanned = ["created_at", "list_name", "filename", "status_display", "progress_display", "created", "updated",
-               "invalid"]
+    scanned = ["date_display", "list_display_name", "file_display", "status_display", "created_display",
+               "updated_display", "invalid_display"]
 
     staff_html = browser_for(owner).get(JOBS).content.decode()
     superuser_html = browser_for(superuser).get(JOBS).content.decode()
 
     assert _columns(staff_html) == scanned
     assert _columns(superuser_html) == [*scanned[:2], "owner", *scanned[2:]]
-    # The repeated rows are in the progress cell's tooltip, named as on the job's page.
-    assert '<span title="Rows read: 3; Repeated in the file: 1"><progress max="100" value="100.0">' in staff_html
+    # The progress bar is under the status, the repeated rows in its tooltip, named as on the job's page.
+    assert ('<span class="import-progress" title="Rows read: 3; Repeated in the file: 1">'
+            '<progress max="100" value="100.0"></progress> 100%</span>') in staff_html
 
 
 def test_job_page_says_how_the_file_is_read_in_words(owner, tmp_path):

@@ -9,7 +9,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from imports.models import ImportJob, ImportStatus
-from imports.tests.helpers import run_now
+from imports.tests.helpers import import_file, run_now, write
 from imports.tests.support import stored_files
 from inboxerr.tests.admin_browser import browser_for, page_csrf_token
 from subscribers.models import Subscriber, SubscriberList
@@ -148,6 +148,20 @@ def test_choosing_an_existing_list_leads_to_its_upload_page(owner_client, news):
     assert "News (key: email" in page and "Someone else" not in page
     response = _post(owner_client, CHOOSE, {"list": news.pk, "choose": "1"})
     assert response.status_code == 302 and response["Location"] == f"{UPLOAD}?list={news.pk}"
+
+
+def _preselected_list(client: Client) -> str:
+    html = client.get(CHOOSE).content.decode()
+    return re.search(r'<select name="list"[^>]*>.*?<option value="(\d+)" selected>', html, re.S).group(1)
+
+
+def test_step_one_preselects_the_list_of_the_users_newest_import(owner_client, owner, outsider, tmp_path):
+    lists = {name: SubscriberListFactory(owner=owner, name=name) for name in ("Alpha", "Middle", "Zulu")}
+    assert _preselected_list(owner_client) == str(lists["Zulu"].pk)  # no import yet: the newest list
+    import_file(owner, write(tmp_path, "email\na@x.io\n"), list_name="Middle")
+    import_file(outsider, write(tmp_path, "email\nb@x.io\n", "other.csv"), list_name="Theirs")
+
+    assert _preselected_list(owner_client) == str(lists["Middle"].pk)
 
 
 def test_a_new_list_is_created_with_its_key_field(owner_client, owner):
