@@ -30,7 +30,6 @@ IMPORT_CONTROLS = (
 )
 
 
-
 def _cut(text: str, limit: int = 40) -> str:
     """A long name cut to fit a list column, the whole of it in the tooltip."""
     if len(text) <= limit:
@@ -69,7 +68,7 @@ class ImportJobAdmin(JobPageMixin, OwnedAdmin):
     # What an operator scans, narrow enough for 1366 px with the sidebar and filters open: the
     # owner only for superusers (everyone else sees only their own), the progress bar under the
     # status, the repeated rows in its tooltip, everything else on the job's page.
-    list_display = ("date_display", "list_display_name", "file_display", "status_display",
+    list_display = ("date_display", "list_name_display", "file_display", "status_display",
                     "created_display", "updated_display", "invalid_display")
     list_display_links = ("date_display",)
     list_select_related = ("owner",)
@@ -100,7 +99,7 @@ class ImportJobAdmin(JobPageMixin, OwnedAdmin):
     def get_list_display(self, request: HttpRequest):
         if not request.user.is_superuser:
             return self.list_display
-        at = self.list_display.index("list_display_name") + 1
+        at = self.list_display.index("list_name_display") + 1
         return (*self.list_display[:at], "owner", *self.list_display[at:])
 
     def _admin_view(self, view):
@@ -159,7 +158,7 @@ class ImportJobAdmin(JobPageMixin, OwnedAdmin):
         return format_html('<time datetime="{}">{}<br>{}</time>', when.isoformat(), f"{when:%Y-%m-%d}", f"{when:%H:%M}")
 
     @admin.display(description="list", ordering="list_name")
-    def list_display_name(self, job: ImportJob) -> str:
+    def list_name_display(self, job: ImportJob) -> str:
         return _cut(job.list_name)
 
     @admin.display(description="file", ordering="filename")

@@ -35,7 +35,7 @@ def test_job_list_shows_statuses_in_words(owner, tmp_path):
 
 def test_job_list_shows_what_an_operator_scans_and_the_owner_only_to_superusers(owner, superuser, tmp_path):
     run_now(pending_job(owner, tmp_path, FRENCH, name="french.csv"))
-    scanned = ["date_display", "list_display_name", "file_display", "status_display", "created_display",
+    scanned = ["date_display", "list_name_display", "file_display", "status_display", "created_display",
                "updated_display", "invalid_display"]
 
     staff_html = browser_for(owner).get(JOBS).content.decode()
