@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db.models import QuerySet
 from django.template.defaultfilters import filesizeformat
 
+from imports.wording import target_label
 from subscribers.models import KeyField, SubscriberList
 from subscribers.normalize import STANDARD_FIELDS
 
@@ -73,9 +74,9 @@ def target_choices(targets: list[str]) -> list[tuple[str, str]]:
     """Where a column can go: the top-level fields, the standard fields, the custom fields the
     file's own columns suggest, or nowhere."""
     choices = [("email", "email"), ("phone", "phone"), ("name", "name"), ("status", "status")]
-    choices += [(f"standard:{f}", f"standard field: {f}") for f in STANDARD_FIELDS]
+    choices += [(f"standard:{f}", target_label(f"standard:{f}")) for f in STANDARD_FIELDS]
     customs = sorted({t for t in targets if t.startswith("custom:")})
-    choices += [(t, f"custom field: {t.split(':', 1)[1]}") for t in customs]
+    choices += [(t, target_label(t)) for t in customs]
     choices.append(("ignore", "(do not import this column)"))
     return choices
 

@@ -18,8 +18,10 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST
 
 from imports import services
+from imports.selectors import list_to_preselect
 from imports.admin_forms import ChooseListForm, MappingForm, NewListForm, OptionsForm, UploadForm
 from imports.upload import UPLOAD_FIELD, ImportUploadHandler, StoredUpload
+from imports.wording import delimiter_name, encoding_name, target_label
 from inboxerr.admin_tools import admin_actor
 from inboxerr.errors import ServiceError
 from subscribers import services as subscriber_services
@@ -116,7 +118,8 @@ def choose_list_view(request: HttpRequest, model_admin) -> HttpResponse:
     lists = _lists_for(request)
     data = request.POST if request.method == "POST" else None
     creating = data is not None and "create" in data
-    choose = ChooseListForm(None if creating else data, lists=lists, show_owner=request.user.is_superuser)
+    choose = ChooseListForm(None if creating else data, lists=lists, show_owner=request.user.is_superuser,
+                            initial={"list": list_to_preselect(user=request.user, lists=lists)})
     new = NewListForm(data if creating else None, prefix="new")
     if creating and new.is_valid():
         try:
@@ -217,8 +220,7 @@ def mapping_view(request: HttpRequest, model_admin, token: str) -> HttpResponse:
     context = _context(
         request, model_admin, 3, f"Import a CSV into '{subscriber_list.name}': check the columns",
         subscriber_list=subscriber_list, stored=stored, preview=preview, form=form, columns=columns, token=token,
-        delimiter_name=_DELIMITER_NAMES.get(preview.format.delimiter, preview.format.delimiter),
-        encoding_name=_ENCODING_NAMES.get(preview.format.encoding, preview.format.encoding),
+        delimiter_name=delimiter_name(preview.format.delimiter), encoding_name=encoding_name(preview.format.encoding),
     )
     return TemplateResponse(request, "admin/imports/preview.html", context)
 
@@ -226,10 +228,6 @@ def mapping_view(request: HttpRequest, model_admin, token: str) -> HttpResponse:
 def _samples(rows: list[list[str]], index: int) -> list[str]:
     """The first three non-blank values of a column, shown beside its select."""
     return [row[index] for row in rows if index < len(row) and row[index].strip()][:3]
-
-
-_DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
-_ENCODING_NAMES = {"utf-8": "UTF-8", "utf-8-sig": "UTF-8 with BOM", "cp1252": "Windows-1252"}
 
 
 def _mapping_message(exc: ServiceError, subscriber_list: SubscriberList) -> str:
@@ -268,7 +266,7 @@ def options_view(request: HttpRequest, model_admin, token: str) -> HttpResponse:
     context = _context(
         request, model_admin, 4, f"Import a CSV into '{subscriber_list.name}': options",
         subscriber_list=subscriber_list, stored=stored, form=form, token=token, previous=previous,
-        mapping=[(column, target) for column, target in info["mapping"].items() if target != "ignore"],
+        mapping=[(column, target_label(target)) for column, target in info["mapping"].items() if target != "ignore"],
         ignored=[column for column, target in info["mapping"].items() if target == "ignore"],
     )
     return TemplateResponse(request, "admin/imports/options.html", context)
@@ -276,8 +274,9 @@ def options_view(request: HttpRequest, model_admin, token: str) -> HttpResponse:
 
 def _options_message(exc: ServiceError) -> str:
     if exc.extra.get("import_id"):
-        return (f"This exact file was already imported into this list (job {exc.extra['import_id']}, "
-                f"{exc.extra['status']}). Tick “Import this file again” to import it anyway.")
+        # The page already says, above the form, which import took this file (with a link): the
+        # error only says what to do, so the operator does not read the same fact twice.
+        return "Tick “Import this file again” to import it anyway."
     return _form_message(exc)
 
 

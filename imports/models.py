@@ -14,6 +14,15 @@ class ImportStatus(models.TextChoices):
 
 
 ACTIVE_IMPORT_STATUSES = (ImportStatus.PENDING, ImportStatus.PROCESSING)
+# Never stored: an active job whose worker went quiet is shown (and reported by the API) as stuck.
+STUCK = "stuck"
+
+
+def import_status_label(status: str) -> str:
+    """The words people read for a status, stored or derived: "Partially completed", "Stuck"."""
+    if status == STUCK:
+        return "Stuck"
+    return dict(ImportStatus.choices).get(status, status)
 
 
 class ImportSource(models.TextChoices):

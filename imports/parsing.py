@@ -5,6 +5,7 @@ its last committed chunk ended (quoted newlines included)."""
 import codecs
 import csv
 import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,19 +20,26 @@ FIELD_SIZE_LIMIT = 1024 * 1024
 # lines, the reader restarts mid-field and every following line of it becomes a bogus record.
 csv.field_size_limit(64 * 1024 * 1024)
 
+# Headers are matched after normalise_header (lower case, no accents, separators as one space),
+# so "Téléphone", "TELEPHONE" and "e-mail" are written here once, plainly. French, German and
+# Spanish names of the common columns are included: lists exported from local CRMs use them.
 HEADER_ALIASES = {
-    "email": ("email", "e mail", "email address", "e mail address", "mail", "emailaddress", "email addr"),
+    "email": ("email", "e mail", "email address", "e mail address", "mail", "emailaddress", "email addr",
+              "courriel", "adresse email", "adresse e mail", "adresse mail", "correo", "correo electronico"),
     "phone": ("phone", "mobile", "phone number", "mobile number", "mobile phone", "cell", "cell phone",
-              "telephone", "tel", "msisdn", "phonenumber", "sms"),
-    "name": ("name", "full name", "fullname", "display name", "contact name"),
+              "telephone", "tel", "msisdn", "phonenumber", "sms", "portable", "telephone portable",
+              "numero de telephone", "telefon", "handy", "telefonnummer", "telefono", "movil", "celular"),
+    "name": ("name", "full name", "fullname", "display name", "contact name", "nom complet"),
     "status": ("status", "subscriber status", "subscription status"),
-    "first_name": ("first name", "firstname", "first", "given name", "forename"),
-    "last_name": ("last name", "lastname", "last", "surname", "family name"),
-    "company": ("company", "organisation", "organization", "company name", "employer"),
+    "first_name": ("first name", "firstname", "first", "given name", "forename", "prenom", "vorname", "nombre"),
+    "last_name": ("last name", "lastname", "last", "surname", "family name", "nom", "nom de famille",
+                  "nachname", "familienname", "apellido", "apellidos"),
+    "company": ("company", "organisation", "organization", "company name", "employer", "societe", "entreprise",
+                "firma", "empresa"),
     "job_title": ("job title", "title", "position", "role"),
-    "language": ("language", "lang", "locale"),
+    "language": ("language", "lang", "locale", "langue", "sprache", "idioma"),
     "timezone": ("timezone", "time zone", "tz"),
-    "country": ("country", "country code"),
+    "country": ("country", "country code", "pays", "pais"),
 }
 _ALIAS_TO_FIELD = {alias: target for target, aliases in HEADER_ALIASES.items() for alias in aliases}
 TOP_LEVEL = ("email", "phone", "name", "status")
@@ -173,13 +181,25 @@ def iter_records(
         number += 1
 
 
+# Latin letters that are not a base letter plus an accent, so NFKD leaves them whole.
+_OWN_LETTERS = str.maketrans({"ß": "ss", "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE", "ø": "o", "Ø": "O",
+                              "ł": "l", "Ł": "L", "đ": "d", "Đ": "D"})
+
+
+def strip_accents(text: str) -> str:
+    """"Téléphone" -> "Telephone", "Größe" -> "Grosse": the letters without their combining marks
+    (NFKD), so a header reads the same however the spreadsheet spelt its accents."""
+    decomposed = unicodedata.normalize("NFKD", text.translate(_OWN_LETTERS))
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
 def normalise_header(name: str) -> str:
-    text = re.sub(r"[\s_\-.]+", " ", name.replace("\ufeff", "")).strip().lower()
-    return text
+    return re.sub(r"[\s_\-.]+", " ", strip_accents(name.replace("\ufeff", ""))).strip().lower()
 
 
 def custom_field_name(header: str) -> str:
-    slug = re.sub(r"[^0-9a-zA-Z]+", "_", header.strip()).strip("_").lower()
+    """The key a column is stored under as a custom field: "Téléphone fixe" -> "telephone_fixe"."""
+    slug = re.sub(r"[^0-9a-zA-Z]+", "_", strip_accents(header).strip()).strip("_").lower()
     return slug[:64] or "column"
 
 

@@ -19,7 +19,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from audit.services import audit_record
-from imports.models import ImportJob, ImportRowError, ImportSource, ImportStatus
+from imports.models import ImportJob, ImportRowError, ImportSource, ImportStatus, import_status_label
 from imports.parsing import CsvFormat, CsvRowError, FileFormatError, iter_records, plan_columns, read_header
 from imports.rows import CleanRow, CsvRowCleaner, JsonRowCleaner, RowError
 from imports.writers import ChunkCounts, writer_for
@@ -300,7 +300,8 @@ def _finish(job: ImportJob, token: str, status: str, *, error: str = "", elapsed
             entity_type="import_job",
             entity_id=job.pk,
             owner_id=job.owner_id,
-            user_action=f"Import into '{job.list_name}' {status}: {job.created} created, {job.updated} updated, "
+            user_action=f"Import into '{job.list_name}' {import_status_label(status).lower()}: "
+            f"{job.created} created, {job.updated} updated, "
             f"{job.duplicates} duplicates, {job.invalid} invalid",
             after={"status": status, "created": job.created, "updated": job.updated,
                    "duplicates": job.duplicates, "invalid": job.invalid, "error": job.error_message},

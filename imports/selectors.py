@@ -8,6 +8,7 @@ from django.utils import timezone
 from imports.models import ImportJob, ImportStatus
 from imports.services import job_display_status
 from inboxerr.errors import NotFound
+from subscribers.models import SubscriberList
 
 
 def jobs_for_user(user) -> QuerySet[ImportJob]:
@@ -24,6 +25,14 @@ def job_get(*, user, job_id: object) -> ImportJob:
     if job is None:
         raise NotFound(f"Import job '{job_id}' not found")
     return job
+
+
+def list_to_preselect(*, user, lists: QuerySet[SubscriberList]) -> int | None:
+    """The list the wizard offers first, of those the user may pick: the list of their newest
+    import (people tend to load the same list again), else their newest list."""
+    recent = (jobs_for_user(user).filter(list__in=lists).order_by("-created_at")
+              .values_list("list_id", flat=True).first())
+    return recent or lists.order_by("-created_at", "-pk").values_list("pk", flat=True).first()
 
 
 def job_figures(job: ImportJob, now=None) -> dict:

@@ -16,7 +16,7 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from audit.services import audit_record
-from imports.models import ACTIVE_IMPORT_STATUSES, ImportJob, ImportSource, ImportStatus
+from imports.models import ACTIVE_IMPORT_STATUSES, STUCK, ImportJob, ImportSource, ImportStatus, import_status_label
 from imports.parsing import (
     ColumnPlan, CsvFormat, CsvRowError, FileFormatError, detect_format, iter_records, plan_columns, read_header,
     validate_mapping,
@@ -179,7 +179,8 @@ def import_create(
         existing = _previous_import(subscriber_list, stored.sha256)
         if existing and not force:
             raise Conflict(
-                f"This file was already imported into '{subscriber_list.name}' (job {existing.pk}, {existing.status}); "
+                f"This file was already imported into '{subscriber_list.name}' "
+                f"(job {existing.pk}, {import_status_label(existing.status).lower()}); "
                 "pass force=true to import it again",
                 field="file",
                 extra={"import_id": str(existing.pk), "status": existing.status},
@@ -243,7 +244,8 @@ def import_cancel(*, actor: Actor, job: ImportJob) -> ImportJob:
     committed is exactly the chunks before the cancel."""
     job = ImportJob.objects.select_for_update().get(pk=job.pk)
     if job.status not in ACTIVE_IMPORT_STATUSES:
-        raise Conflict(f"Job {job.pk} is {job.status}; only pending or processing jobs can be cancelled", field="status")
+        raise Conflict(f"Job {job.pk} is {import_status_label(job.status).lower()}; "
+                       "only pending or processing jobs can be cancelled", field="status")
     before = job.status
     job.status = ImportStatus.CANCELLED
     job.finished_at = timezone.now()
@@ -270,8 +272,9 @@ def import_force_retry(*, actor: Actor, job: ImportJob) -> ImportJob:
     """Seed 000 force-retry: a failed (or stuck) job goes back to pending and resumes from its
     checkpoint; its counters carry on from there."""
     job = ImportJob.objects.select_for_update().get(pk=job.pk)
-    if job.status != ImportStatus.FAILED and job_display_status(job) != "stuck":
-        raise Conflict(f"Job {job.pk} is {job.status}; only failed or stuck jobs can be retried", field="status")
+    if job.status != ImportStatus.FAILED and job_display_status(job) != STUCK:
+        raise Conflict(f"Job {job.pk} is {import_status_label(job.status).lower()}; "
+                       "only failed or stuck jobs can be retried", field="status")
     if not job.file_path or not Path(job.file_path).exists():
         raise Conflict(
             f"Job {job.pk} cannot be retried: its file is no longer kept (retention {settings.IMPORT_RETENTION_HOURS} h); "
@@ -301,9 +304,9 @@ def job_display_status(job: ImportJob, now=None) -> str:
     if job.status == ImportStatus.PROCESSING:
         beat = job.heartbeat_at or job.started_at or job.created_at
         if (now - beat).total_seconds() > settings.IMPORT_STUCK_AFTER_SECONDS:
-            return "stuck"
+            return STUCK
     if job.status == ImportStatus.PENDING and (now - job.created_at) > timedelta(hours=1):
-        return "stuck"
+        return STUCK
     return job.status
 
 

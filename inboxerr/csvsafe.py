@@ -38,7 +38,11 @@ class _Echo:
         return value
 
 
-def csv_lines(rows: Iterator[list]) -> Iterator[str]:
+def csv_lines(rows: Iterator[list], *, bom: bool = False) -> Iterator[str]:
+    """The rows as CSV lines. `bom` starts the text with a UTF-8 byte order mark, for files meant
+    to be opened in Excel, which otherwise reads UTF-8 as Windows-1252 ("TÃ©lÃ©phone")."""
+    if bom:
+        yield "\ufeff"
     writer = csv.writer(_Echo())
     for row in rows:
         yield writer.writerow(row)

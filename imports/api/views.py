@@ -144,7 +144,8 @@ class ImportErrorsView(APIView):
         rows = ImportRowError.objects.filter(job=job).order_by("row").values_list("row", "reason", "values")
 
         def report():
-            yield ["row", "reason", *columns] if columns else ["row", "reason", "values"]
+            # Header cells come from the file too, so they are neutralised like the values.
+            yield ["row", "reason", *map(safe_cell, columns)] if columns else ["row", "reason", "values"]
             for row, reason, values in rows.iterator(chunk_size=2000):
                 if columns:
                     cells = [values.get(c, "") for c in columns] + [v for k, v in values.items() if k not in columns]
@@ -152,7 +153,8 @@ class ImportErrorsView(APIView):
                 else:
                     yield [row, safe_cell(reason), safe_cell(str(values))]
 
-        response = StreamingHttpResponse(csv_lines(report()), content_type="text/csv; charset=utf-8")
+        # People open this report in a spreadsheet, so it starts with a BOM (see csv_lines).
+        response = StreamingHttpResponse(csv_lines(report(), bom=True), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="import-{job.pk}-errors.csv"'
         return response
 

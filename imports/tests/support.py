@@ -89,5 +89,8 @@ def failed(job: ImportJob, **fields) -> ImportJob:
 
 
 def read_csv(response) -> list[list[str]]:
-    body = b"".join(response.streaming_content).decode()
+    """The rows of the row-error report, which starts with a UTF-8 BOM for Excel."""
+    raw = b"".join(response.streaming_content)
+    assert raw.startswith(b"\xef\xbb\xbf"), raw[:20]
+    body = raw[3:].decode()
     return list(csv.reader(io.StringIO(body)))

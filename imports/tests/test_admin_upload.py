@@ -9,7 +9,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from imports.models import ImportJob, ImportStatus
-from imports.tests.helpers import run_now
+from imports.tests.helpers import import_file, run_now, write
 from imports.tests.support import stored_files
 from inboxerr.tests.admin_browser import browser_for, page_csrf_token
 from subscribers.models import Subscriber, SubscriberList
@@ -150,6 +150,20 @@ def test_choosing_an_existing_list_leads_to_its_upload_page(owner_client, news):
     assert response.status_code == 302 and response["Location"] == f"{UPLOAD}?list={news.pk}"
 
 
+def _preselected_list(client: Client) -> str:
+    html = client.get(CHOOSE).content.decode()
+    return re.search(r'<select name="list"[^>]*>.*?<option value="(\d+)" selected>', html, re.S).group(1)
+
+
+def test_step_one_preselects_the_list_of_the_users_newest_import(owner_client, owner, outsider, tmp_path):
+    lists = {name: SubscriberListFactory(owner=owner, name=name) for name in ("Alpha", "Middle", "Zulu")}
+    assert _preselected_list(owner_client) == str(lists["Zulu"].pk)  # no import yet: the newest list
+    import_file(owner, write(tmp_path, "email\na@x.io\n"), list_name="Middle")
+    import_file(outsider, write(tmp_path, "email\nb@x.io\n", "other.csv"), list_name="Theirs")
+
+    assert _preselected_list(owner_client) == str(lists["Middle"].pk)
+
+
 def test_a_new_list_is_created_with_its_key_field(owner_client, owner):
     response = _post(owner_client, CHOOSE, {"new-name": "Texts", "new-key_field": "phone", "create": "1"})
     created = SubscriberList.objects.get(owner=owner, name="Texts")
@@ -187,6 +201,16 @@ def test_preview_shows_encoding_delimiter_mapping_and_first_rows(owner_client, n
     assert "Änne" in html and 'id="key-warning"' not in html
 
 
+def test_accented_french_headers_are_preselected_as_their_fields_on_the_column_step(owner_client, news):
+    content = "Courriel;Prénom;Nom;Téléphone;Téléphone fixe\r\nann@x.io;Anne;Lévy;+33612345678;0140000000\r\n"
+    url = _to_preview(owner_client, news, content.encode("utf-8"))
+    html = owner_client.get(url).content.decode()
+    expected = ["email", "standard:first_name", "standard:last_name", "phone", "custom:telephone_fixe"]
+    for index, target in enumerate(expected):
+        assert re.search(rf'<select name="col_{index}"[^>]*>.*?<option value="{target}" selected>', html, re.S), target
+    assert "t_l_phone" not in html and "pr_nom" not in html
+
+
 def test_the_whole_wizard_imports_with_the_changed_mapping(owner_client, news):
     url = _to_preview(owner_client, news, b"mail,who,tier\na@x.io,Ann,gold\n")
     response = _post(owner_client, url, {"col_0": "email", "col_1": "name", "col_2": "ignore"})
@@ -221,17 +245,29 @@ def test_discarding_an_upload_removes_its_file(owner_client, news):
     assert stored_files() == [] and not ImportJob.objects.exists()
 
 
+def _already_imported_notices(response) -> list[str]:
+    html = response.content.decode()
+    return re.findall(r'<p class="import-warning" id="already-imported"[^>]*>(.*?)</p>', html, re.S)
+
+
 def test_the_same_file_again_needs_the_force_option(owner_client, news):
-    content = b"email\na@x.io\n"
+    content = b"email\na@x.io\nnot-an-email\n"
     first = _to_preview(owner_client, news, content)
     _post(owner_client, first, {"col_0": "email"})
     _post(owner_client, f"{first}options/", {"update_existing": "on"})
+    earlier = run_now(ImportJob.objects.get())
     second = _to_preview(owner_client, news, content)
-    assert "already imported into this list" in owner_client.get(second).content.decode()
+    [notice] = _already_imported_notices(owner_client.get(second))
+    assert "(partially completed)" in notice and "in the next step" in notice
     _post(owner_client, second, {"col_0": "email"})
     response = _post(owner_client, f"{second}options/", {"update_existing": "on"})
-    assert "Tick “Import this file again”" in _form_error(response)
-    assert ImportJob.objects.count() == 1 and len(stored_files()) == 2  # the second upload waits
+    # Said once, in words, with a link to the earlier import; the form error only says what to do.
+    [notice] = _already_imported_notices(response)
+    assert f'<a href="/admin/imports/importjob/{earlier.pk}/change/">' in notice
+    assert "(partially completed)" in notice and "partially_completed" not in response.content.decode()
+    assert _form_error(response) == "Tick “Import this file again” to import it anyway."
+    assert response.content.decode().count(str(earlier.pk)) == 1  # in the link only, never as text
+    assert ImportJob.objects.count() == 1 and len(stored_files()) == 1  # the second upload waits (the first ran)
     response = _post(owner_client, f"{second}options/", {"update_existing": "on", "force": "on"})
     assert response.status_code == 302 and ImportJob.objects.count() == 2
 

@@ -133,3 +133,35 @@ def test_bad_files_get_a_message_on_the_form(admin_page, live_stack, staff_user)
     page.get_by_label("contact").select_option("email")
     page.get_by_role("button", name="Continue to the options").click()
     page.wait_for_url("**/options/")
+
+
+def _job(subscriber_list, filename: str, status: str, **counts) -> ImportJob:
+    return ImportJob.objects.create(owner=subscriber_list.owner, list=subscriber_list, list_name=subscriber_list.name,
+                                    filename=filename, status=status, **counts)
+
+
+def test_the_jobs_list_and_the_list_step_fit_the_window_at_1366_px(admin_page, live_stack, staff_user):
+    long_name = ("Clients et prospects de la région Auvergne-Rhône-Alpes inscrits à la lettre "
+                 "d'information mensuelle depuis le salon professionnel de Lyon 2026, relances comprises")
+    recent = SubscriberListFactory(owner=staff_user, name="Recent")
+    crowded = SubscriberListFactory(owner=staff_user, name=long_name)  # the newest list, but not the last used
+    _job(crowded, "export-contacts-novembre-2026-fichier-complet-avec-doublons.csv", "partially_completed",
+         processed_rows=123_456, created=100_000, updated=12_345, duplicates=1_111, invalid=10_000, progress=100.0)
+    _job(recent, "people.csv", "completed", processed_rows=4, created=4, progress=100.0)
+    page = admin_page
+
+    page.goto(live_stack.url("/admin/imports/importjob/"))
+    widths = page.evaluate("""() => ({table: document.querySelector('#result_list').scrollWidth,
+                                      box: document.querySelector('#changelist .results').clientWidth})""")
+    assert widths["table"] <= widths["box"], widths  # the table fits its box, with no scrollbar
+    status = page.locator(".import-status", has_text="Partially completed")
+    assert status.evaluate("e => e.getClientRects().length") == 1  # on one line
+    assert_not_clipped(page)
+    screenshot(page, "import-jobs-list")
+
+    page.goto(live_stack.url("/admin/imports/importjob/import/"))
+    choice = page.get_by_label("Existing list")
+    assert choice.locator("option:checked").inner_text().startswith("Recent")  # the newest import's list
+    assert_not_clipped(page)
+    select_right = choice.evaluate("e => e.getBoundingClientRect().right")
+    assert select_right <= page.evaluate("document.documentElement.clientWidth")

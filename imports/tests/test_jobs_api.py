@@ -126,6 +126,16 @@ def test_error_report_is_csv_with_spreadsheet_row_numbers(api, finished):
     assert "cmd|' /C calc'!A0" in by_row["8"]["Email"]
 
 
+def test_error_report_starts_with_a_bom_so_spreadsheets_read_accents_and_formulas_stay_inert(api, owner, tmp_path):
+    job = run_now(pending_job(owner, tmp_path, "Courriel,Téléphone fixe,=HYPERLINK(1)\nnot-an-email,=1+1,x\n"))
+
+    raw = b"".join(api.get(job_url(job, "/errors")).streaming_content)
+
+    assert raw.startswith("\ufeffrow,reason,Courriel,Téléphone fixe,'=HYPERLINK(1)\r\n".encode())
+    assert raw.count(b"\xef\xbb\xbf") == 1
+    assert raw.endswith(b",not-an-email,'=1+1,x\r\n")
+
+
 def test_error_report_columns_follow_the_files_column_order(api, finished):
     rows = read_csv(api.get(job_url(finished, "/errors")))
 
@@ -179,12 +189,21 @@ def test_a_cancelled_job_is_never_run(api, owner, tmp_path):
     assert not Subscriber.objects.exists()
 
 
+def test_the_audit_row_of_a_partly_imported_file_names_the_status_in_words(finished):
+    audit = AuditLog.objects.filter(entity_id=str(finished.pk), action="import").latest("id")
+
+    assert audit.user_action == (
+        "Import into 'News' partially completed: 2 created, 0 updated, 1 duplicates, 4 invalid"
+    )
+    assert audit.after["status"] == "partially_completed"  # the stored value stays for machines
+
+
 def test_cancel_a_finished_job_is_a_conflict(api, finished):
     response = api.post(job_url(finished, "/cancel"))
 
     assert response.status_code == 409
     assert response.json()["detail"] == (
-        f"Job {finished.pk} is partially_completed; only pending or processing jobs can be cancelled"
+        f"Job {finished.pk} is partially completed; only pending or processing jobs can be cancelled"
     )
     finished.refresh_from_db()
     assert finished.status == ImportStatus.PARTIALLY_COMPLETED
