@@ -405,8 +405,11 @@ def apply_outcomes(outcomes: Counter) -> None:
         field = _COUNTER_FIELD.get(status)
         if field:
             per_campaign.setdefault(campaign_id, {})[field] = F(field) + count
+    # A completed campaign was recounted exactly when it completed, and it completes only once none
+    # of its messages is queued or in flight: outcomes that reach its counters later (another
+    # worker's flush) are already in that count.
     for campaign_id, updates in per_campaign.items():
-        Campaign.objects.filter(pk=campaign_id).update(**updates)
+        Campaign.objects.filter(pk=campaign_id).exclude(status=CampaignStatus.COMPLETED).update(**updates)
 
 
 class CampaignGate:

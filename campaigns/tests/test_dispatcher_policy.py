@@ -439,3 +439,17 @@ def test_a_pause_in_the_middle_of_a_batch_stops_the_rest_within_a_second(owner, 
     assert len(smtp.received()) == 1
     statuses = Counter(Message.objects.filter(campaign=campaign).values_list("status", flat=True))
     assert statuses == {MessageStatus.SENT: 1, MessageStatus.QUEUED: 3}
+
+
+def test_outcomes_that_reach_a_completed_campaign_late_are_not_counted_twice(owner, smtp):
+    # Worker A has sent the last message but not yet added it to the counters when worker B's run
+    # ends, finds nothing left, recounts exactly and completes the campaign.
+    campaign = _running(owner, ["last@x.io"])
+    token = "worker-a"
+    outcomes = dispatch.send_batch(dispatch.claim(token=token, limit=10), token, dispatch.Renderer())
+    assert dispatch.finish_campaigns() == [campaign.pk]
+
+    dispatch.apply_outcomes(outcomes)  # worker A's flush, late
+
+    campaign.refresh_from_db()
+    assert (campaign.status, campaign.sent_count, campaign.total_count) == (CampaignStatus.COMPLETED, 1, 1)

@@ -51,7 +51,7 @@ def test_every_admin_page_loads_the_console_stylesheet(owner):
     page = browser_for(owner).get("/admin/subscribers/subscriber/").content.decode()
     assert "/static/inboxerr/admin.css" in page
     stylesheet = open(finders.find("inboxerr/admin.css")).read()
-    assert "overflow-x: auto" in stylesheet and "overflow-wrap: anywhere" in stylesheet
+    assert "overflow-x: auto" in stylesheet and "overflow-wrap: break-word" in stylesheet
 
 
 def test_a_new_api_token_is_shown_once_in_a_single_message_without_its_digest(superuser):

@@ -122,7 +122,7 @@ def test_embedded_default_runs_web_and_worker_on_sqlite(sqlite_env):
         assert status == 202, started
         campaign = _poll(f"{base}/api/v1/campaigns/{campaign['id']}", token, until="completed")
         assert campaign["status"] == "completed", campaign
-        assert campaign["counts"]["sent"] == 1
+        assert campaign["counts"]["sent"] == 1, campaign
 
         # A batch of the batch API on SQLite: stored, published in order by the worker, committed.
         status, stored = _call(f"{base}/api/v1/batch/process", token=token, body={"items": [
