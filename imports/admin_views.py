@@ -49,7 +49,7 @@ def _context(request: HttpRequest, model_admin, step: int, title: str, **extra) 
         **model_admin.admin_site.each_context(request),
         "opts": model_admin.model._meta,
         "title": title,
-        "steps": [{"number": n, "name": name, "current": n == step} for n, name in enumerate(STEPS, start=1)],
+        "steps": [{"label": name, "current": n == step} for n, name in enumerate(STEPS, start=1)],
         "step": step,
         **extra,
     }
