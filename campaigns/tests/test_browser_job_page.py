@@ -1,7 +1,6 @@
 """A campaign's live page in Chromium while a real qcluster sends it: the figures move together
 without a reload, and the Pause / Resume buttons drive it to completion."""
 
-import pytest
 
 from campaigns import services
 from campaigns.models import Campaign, CampaignStatus, Message, MessageStatus

@@ -2,7 +2,6 @@
 job's final counts, run by the real worker; and the messages a bad file gets on the form."""
 
 
-import pytest
 
 from imports.models import ImportJob, ImportStatus
 from inboxerr.tests.browser import BROWSER_TEST, assert_not_clipped, screenshot

@@ -1,6 +1,5 @@
 """The console in a real browser: log in through the form (CSRF and all) and land on the index."""
 
-import pytest
 
 from inboxerr.tests.browser import BROWSER_TEST, assert_not_clipped, screenshot
 

@@ -1,7 +1,6 @@
 """The dashboard in Chromium after an import and a campaign run by the real worker: it refreshes
 itself, and its figures are the work that was done."""
 
-import pytest
 from django_q.tasks import async_task
 
 from campaigns import services
