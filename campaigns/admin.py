@@ -225,7 +225,8 @@ class CampaignAdmin(JobPageMixin, OwnedAdmin):
         names = [lst.name for lst in campaign.lists.all()]
         if campaign.import_job_id:
             names.append(f"import {campaign.import_job_id}")
-        return ", ".join(names) or "explicit recipients"
+        who = "active and inactive subscribers" if campaign.include_inactive else "active subscribers"
+        return f"{', '.join(names)} ({who})" if names else "explicit recipients"
 
     @admin.display(description="job details")
     def job_data_display(self, campaign: Campaign) -> str:

@@ -52,6 +52,10 @@ class AudienceForm(forms.Form):
         error_messages={"required": "Choose at least one list.", "invalid_choice": "List %(value)s not found.",
                         "invalid_pk_value": "List %(pk)s not found."},
     )
+    include_inactive = forms.BooleanField(
+        required=False, label="Also send to inactive subscribers",
+        help_text="For a re-engagement send. Unsubscribed, bounced and suppressed addresses are never sent to.",
+    )
 
     def __init__(self, *args, owner, **kwargs):
         super().__init__(*args, **kwargs)
@@ -205,10 +209,12 @@ def audience_step(request: HttpRequest, model_admin) -> HttpResponse:
     draft = _draft(request)
     if not draft.get("channel"):
         return HttpResponseRedirect(_url("wizard"))
-    initial = {"lists": draft["list_ids"]} if draft.get("list_ids") else None
+    initial = ({"lists": draft["list_ids"], "include_inactive": draft.get("include_inactive", False)}
+               if draft.get("list_ids") else None)
     form = AudienceForm(request.POST or None, initial=initial, owner=request.user)
     if request.method == "POST" and form.is_valid():
-        request.session[SESSION_KEY] = {**draft, "list_ids": [lst.pk for lst in form.cleaned_data["lists"]]}
+        request.session[SESSION_KEY] = {**draft, "list_ids": [lst.pk for lst in form.cleaned_data["lists"]],
+                                        "include_inactive": form.cleaned_data["include_inactive"]}
         return HttpResponseRedirect(_url("wizard_content"))
     return _render(request, "audience.html", _context(
         request, model_admin, "New campaign: audience", "audience", form=form, draft=draft,
@@ -230,7 +236,7 @@ def content_step(request: HttpRequest, model_admin) -> HttpResponse:
                 actor=admin_actor(request), owner=request.user, name=draft["name"], channel=draft["channel"],
                 template_id=data["template"].pk if data["template"] else None,
                 message_content=data["message_content"], subject=data["subject"],
-                list_names=[lst.name for lst in lists],
+                list_names=[lst.name for lst in lists], include_inactive=draft.get("include_inactive", False),
             )
         except ServiceError as exc:
             form_error(form, exc, {"template_id": "template", "message_content": "message_content", "subject": "subject"})

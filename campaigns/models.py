@@ -58,6 +58,11 @@ class Campaign(models.Model):
     # written as messages when the campaign is created.
     lists = models.ManyToManyField("subscribers.SubscriberList", blank=True, related_name="campaigns")
     import_job = models.ForeignKey("imports.ImportJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # The audience's status filter: active subscribers always; inactive ones too when asked (a
+    # re-engagement send). Unsubscribed, bounced and suppressed addresses never.
+    include_inactive = models.BooleanField(
+        default=False, help_text="Also send to the lists' inactive subscribers (never to unsubscribed, bounced or "
+                                 "suppressed ones).")
     status = models.CharField(max_length=16, choices=CampaignStatus.choices, default=CampaignStatus.DRAFT)
     status_reason = models.CharField(max_length=500, blank=True)
     scheduled_at = models.DateTimeField(null=True, blank=True)

@@ -143,6 +143,7 @@ def campaign_create(
     import_id: str | None = None,
     scheduled_at=None,
     explicit_recipients: bool = False,
+    include_inactive: bool = False,
 ) -> Campaign:
     """Seed 001: exactly one of template or content; an audience; merge fields the audience has.
     With `explicit_recipients` the caller writes the messages itself (from-csv, bulk email)."""
@@ -207,7 +208,7 @@ def campaign_create(
 
     campaign = Campaign.objects.create(
         owner=owner, name=name, channel=channel, template=template, message_content=message_content or "",
-        subject=subject or "", import_job=job, scheduled_at=scheduled_at,
+        subject=subject or "", import_job=job, scheduled_at=scheduled_at, include_inactive=include_inactive,
         status=CampaignStatus.SCHEDULED if scheduled_at else CampaignStatus.DRAFT,
     )
     campaign.lists.set(lists)
@@ -329,14 +330,20 @@ def dispatch_slot_release(number: int) -> None:
 
 # --- Fan-out -------------------------------------------------------------------------------------
 
-_SKIP_SQL = f"""
+def skipped_statuses(campaign: Campaign) -> list[str]:
+    """Subscriber statuses the campaign does not send to: unsubscribed and bounced always, inactive
+    unless the campaign asked for them."""
+    return [*sorted(SUPPRESSING_STATUSES), *([] if campaign.include_inactive else [SubscriberStatus.INACTIVE])]
+
+
+def _skip_sql(campaign: Campaign) -> str:
+    """The skip reason of a recipient row `s` (with its suppression `sp`), '' when it is sent to."""
+    by_status = "".join(f"        WHEN s.status = '{status}' THEN '{status}'\n" for status in skipped_statuses(campaign))
+    return f"""
     CASE
         WHEN s.addr = '' THEN 'no_address'
         WHEN sp.id IS NOT NULL THEN 'suppressed'
-        WHEN s.status = '{SubscriberStatus.UNSUBSCRIBED}' THEN 'unsubscribed'
-        WHEN s.status = '{SubscriberStatus.BOUNCED}' THEN 'bounced'
-        WHEN s.status = '{SubscriberStatus.INACTIVE}' THEN 'inactive'
-        ELSE ''
+{by_status}        ELSE ''
     END"""
 
 
@@ -395,10 +402,11 @@ def _fan_out_select(campaign: Campaign, list_ids: list[int]) -> tuple[str, list]
     """One row per recipient to message: deduplicated by address, with its status and skip reason."""
     address = "email" if campaign.channel == Channel.EMAIL else "phone"
     where, params = _audience_where(campaign, list_ids)
+    skip = _skip_sql(campaign)
     sql = f"""
         SELECT gen_random_uuid() AS uid, %s::uuid AS campaign_id, s.id AS subscriber_id, %s AS channel, s.addr AS recipient,
-               '{{}}'::jsonb AS variables, CASE WHEN {_SKIP_SQL} = '' THEN 'queued' ELSE 'skipped' END AS status,
-               {_SKIP_SQL} AS skip_reason
+               '{{}}'::jsonb AS variables, CASE WHEN {skip} = '' THEN 'queued' ELSE 'skipped' END AS status,
+               {skip} AS skip_reason
         FROM (
             SELECT DISTINCT ON (CASE WHEN addr = '' THEN 'id:' || id ELSE addr END) id, addr, status
             FROM (SELECT id, {address} AS addr, status FROM {Subscriber._meta.db_table} WHERE {where}) AS a
@@ -470,6 +478,7 @@ def _fan_out_portable(campaign: Campaign, list_ids: list[int]) -> tuple[int, int
         Suppression.objects.filter(owner_id=campaign.owner_id, channel=campaign.channel).values_list("address", flat=True)
     )
     seen: set[str] = set()
+    skipped = set(skipped_statuses(campaign))
     writer = MessageWriter(campaign)
     for sub_id, addr, status in qs.order_by("id").values_list("id", address, "status").iterator(chunk_size=5000):
         if addr and addr in seen:
@@ -477,7 +486,7 @@ def _fan_out_portable(campaign: Campaign, list_ids: list[int]) -> tuple[int, int
         seen.add(addr)
         reason = (
             "no_address" if not addr else "suppressed" if addr in suppressed
-            else status if status in SUPPRESSING_STATUSES or status == SubscriberStatus.INACTIVE else ""
+            else status if status in skipped else ""
         )
         writer.add(recipient=addr, skip_reason=reason, subscriber_id=sub_id)
     return writer.flush()
@@ -587,7 +596,7 @@ def campaign_dry_run(*, campaign: Campaign, sample_size: int = 1000) -> dict:
     unique = audience.exclude(**{address: ""}).values(address).distinct().count()
     suppressed = audience.filter(**{f"{address}__in": Suppression.objects.filter(
         owner_id=campaign.owner_id, channel=campaign.channel).values("address")}).values(address).distinct().count()
-    opted_out = audience.filter(status__in=[*SUPPRESSING_STATUSES, SubscriberStatus.INACTIVE]).values(address).distinct().count()
+    opted_out = audience.filter(status__in=skipped_statuses(campaign)).values(address).distinct().count()
     required = [name for name, needed in template_required_variables(
         campaign.template, subject=campaign.subject, content=campaign.message_content).items() if needed]
     missing: dict[str, int] = {}

@@ -26,6 +26,9 @@ class CampaignCreateSerializer(serializers.Serializer):
     list_names = serializers.ListField(child=serializers.CharField(max_length=200), required=False, default=list, max_length=100)
     import_id = serializers.UUIDField(required=False, allow_null=True)
     scheduled_at = serializers.DateTimeField(required=False, allow_null=True)
+    include_inactive = serializers.BooleanField(
+        required=False, default=False,
+        help_text="Also send to the lists' inactive subscribers (never to unsubscribed, bounced or suppressed ones).")
 
 
 class CampaignFromCsvSerializer(serializers.Serializer):
@@ -50,7 +53,8 @@ class CampaignSerializer(serializers.ModelSerializer):
     class Meta:
         model = Campaign
         fields = ["id", "name", "kind", "channel", "status", "status_reason", "template_id", "message_content", "subject",
-                  "list_names", "import_id", "scheduled_at", "started_at", "finished_at", "counts", "progress",
+                  "list_names", "import_id", "include_inactive", "scheduled_at", "started_at", "finished_at", "counts",
+                  "progress",
                   "send_rate", "eta_seconds",
                   "created_at", "updated_at"]
         read_only_fields = fields
