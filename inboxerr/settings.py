@@ -52,13 +52,22 @@ def _env_positive_int(name: str, default: int) -> int:
 
 # --- Django basics -------------------------------------------------------------------------------
 
-_DEV_SECRET_KEY = "inboxerr-dev-only-insecure-key-do-not-use-in-production"
-SECRET_KEY = env.str("SECRET_KEY", default=_DEV_SECRET_KEY)
 DEBUG = _env_bool("DEBUG", False)
+# The key signs sessions, CSRF tokens and one-click unsubscribe links: a key anyone can read in this
+# file would let anyone forge them, so only a development server (DEBUG) may run without one. An
+# empty value (SECRET_KEY= as in .env.example) counts as unset.
+_DEV_SECRET_KEY = "inboxerr-dev-only-insecure-key-do-not-use-in-production"
+SECRET_KEY = env.str("SECRET_KEY", default="").strip()
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set: set the environment variable SECRET_KEY to a long random value "
+            "(python -c 'import secrets; print(secrets.token_urlsafe(50))'), or DEBUG=true for development"
+        )
+    SECRET_KEY = _DEV_SECRET_KEY
+    warnings.warn("SECRET_KEY is not set: using the development key (DEBUG is on).", stacklevel=1)
 ALLOWED_HOSTS = _env("ALLOWED_HOSTS", env.list, ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = _env("CSRF_TRUSTED_ORIGINS", env.list, [])
-if SECRET_KEY == _DEV_SECRET_KEY:
-    warnings.warn("SECRET_KEY is not set: using the development key. Set SECRET_KEY in production.", stacklevel=1)
 
 INSTALLED_APPS = [
     "daphne",  # first: `runserver` then serves ASGI (HTTP and the live-progress WebSockets)
