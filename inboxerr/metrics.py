@@ -2,6 +2,8 @@
 (MetricCounter, incremented in the transaction that does the work) and gauges are read from the
 tables at scrape time. prometheus_client renders the text format."""
 
+import hmac
+
 from django.conf import settings
 from django.db import connection
 from django.db.models import Count
@@ -108,7 +110,9 @@ def _state_gauges():
 
 def _allowed(request: HttpRequest) -> bool:
     if settings.METRICS_TOKEN:
-        return request.headers.get("Authorization", "") == f"Bearer {settings.METRICS_TOKEN}"
+        # Constant time: the compare must not tell a caller how much of a guess was right.
+        given = request.headers.get("Authorization", "").encode()
+        return hmac.compare_digest(given, f"Bearer {settings.METRICS_TOKEN}".encode())
     return request.META.get("REMOTE_ADDR") in settings.METRICS_ALLOWED_IPS
 
 

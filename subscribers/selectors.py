@@ -258,16 +258,19 @@ def _as_phone(term: str) -> str:
 def json_values_contain(term: str) -> Q:
     """Subscribers with a standard or custom field whose value (not key) contains `term`."""
     table = Subscriber._meta.db_table
-    pattern = f"%{term}%"
+    # The term is text to find, not a pattern: its own % and _ (and the escape) match themselves,
+    # as they do in the ORM's lookups the other search conditions use.
+    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    pattern = f"%{escaped}%"
     if connection.vendor == "postgresql":
         sql = (
             f"EXISTS (SELECT 1 FROM jsonb_each_text({table}.standard_fields || {table}.custom_fields) AS f "
-            "WHERE f.value ILIKE %s)"
+            "WHERE f.value ILIKE %s ESCAPE '\\')"
         )
     else:
         sql = (
-            f"EXISTS (SELECT 1 FROM json_each({table}.standard_fields) AS f WHERE f.value LIKE %s) OR "
-            f"EXISTS (SELECT 1 FROM json_each({table}.custom_fields) AS f WHERE f.value LIKE %s)"
+            f"EXISTS (SELECT 1 FROM json_each({table}.standard_fields) AS f WHERE f.value LIKE %s ESCAPE '\\') OR "
+            f"EXISTS (SELECT 1 FROM json_each({table}.custom_fields) AS f WHERE f.value LIKE %s ESCAPE '\\')"
         )
         return Q(RawSQL(sql, (pattern, pattern), output_field=BooleanField()))
     return Q(RawSQL(sql, (pattern,), output_field=BooleanField()))

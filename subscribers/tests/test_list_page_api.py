@@ -141,3 +141,18 @@ def test_an_absurd_page_number_is_refused_naming_page_rather_than_failing(api, n
 
     assert response.status_code == 400
     assert response.json()["detail"].startswith("page:")
+
+
+@pytest.mark.parametrize(("term", "expected"), [
+    ("%", ["dee@example.com"]),  # a percent sign in a field value, not "anything"
+    ("_", ["dee@example.com"]),  # an underscore, not "any one character"
+    ("50%", ["dee@example.com"]),
+    ("\\", []),
+])
+def test_search_terms_are_text_not_patterns(api, news, term, expected):
+    add(news, email="dee@example.com", name="Dee", custom_fields={"offer": "50% off_now"})
+
+    response = api.get(list_page_url("News"), {"search": term})
+
+    assert response.status_code == 200
+    assert emails(response) == expected
