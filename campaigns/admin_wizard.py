@@ -22,7 +22,7 @@ from django.urls import path, reverse
 
 from campaigns import selectors, services
 from campaigns.models import Campaign, CampaignStatus, MessageTemplate
-from inboxerr.admin_tools import admin_actor
+from inboxerr.admin_tools import admin_actor, format_seconds
 from inboxerr.errors import NotFound, ServiceError
 from subscribers.models import Channel, SubscriberList
 
@@ -138,16 +138,7 @@ def form_error(form: forms.Form, exc: ServiceError, fields: dict[str, str]) -> N
 
 
 def duration_text(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    total = max(1, round(seconds))
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"about {hours} h {minutes} min"
-    if minutes:
-        return f"about {minutes} min {secs} s"
-    return f"about {secs} s"
+    return "" if seconds is None else f"about {format_seconds(max(seconds, 1))}"
 
 
 def pace_text(estimate: dict) -> str:

@@ -172,3 +172,16 @@ def key_value_table(data: dict | None, depth: int = 0) -> SafeString | str:
         rows.append((str(key).replace("_", " "), shown))
     body = format_html_join("", "<tr><th scope='row'>{}</th><td>{}</td></tr>", rows)
     return format_html('<table class="key-values">{}</table>', body)
+
+
+def format_seconds(seconds: float | None) -> str:
+    """A time span as the console writes it: '45 s', '12 min 5 s', '3 h 20 min'; '-' when unknown.
+    (The job panel's script writes the same words; the API keeps its own figures.)"""
+    if seconds is None:
+        return "-"
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"

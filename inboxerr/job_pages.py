@@ -16,11 +16,10 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllow
 from django.urls import path, reverse
 from django.utils.formats import number_format
 
-from inboxerr.admin_tools import admin_actor
+from inboxerr.admin_tools import admin_actor, format_seconds
 from inboxerr.errors import NotFound, ServiceError
-from inboxerr.tracker import task_get
+from inboxerr.tracker import FINISHED_STATUSES, task_get
 
-FINISHED_STATUSES = ("completed", "partially_completed", "failed", "cancelled", "committed")
 # A pace is shown while the job moves; paused or finished, an average since the start misleads.
 MOVING_STATUSES = ("starting", "running", "processing")
 
@@ -78,18 +77,6 @@ def humanize_status(status: str) -> str:
 def format_moment(moment) -> str:
     """'2026-11-30 04:11:47 UTC': the one way the panel writes a time (its script writes the same)."""
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "-"
-
-
-def format_seconds(seconds: float | None) -> str:
-    """'45 s', '12 min 5 s', '3 h 20 min' — the same words the panel's script writes."""
-    if seconds is None:
-        return "-"
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
 
 
 class JobPageMixin:

@@ -14,9 +14,8 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 
 from inboxerr.errors import NotFound
-from inboxerr.tracker import task_get
+from inboxerr.tracker import FINISHED_STATUSES, task_get
 
-FINISHED = {"completed", "partially_completed", "failed", "cancelled", "committed"}
 # WebSocket close codes (4000-4999 are the application's): what a 401/403/404 would have said.
 CLOSE_UNAUTHENTICATED, CLOSE_FORBIDDEN, CLOSE_NOT_FOUND = 4401, 4403, 4404
 
@@ -57,7 +56,7 @@ class JobProgressConsumer(AsyncJsonWebsocketConsumer):
             if snapshot != last:
                 await self.send_json(report)
                 last = snapshot
-            if report.get("status") in FINISHED:
+            if report.get("status") in FINISHED_STATUSES:
                 await self.close()
                 return
             await asyncio.sleep(settings.PROGRESS_POLL_SECONDS)

@@ -14,6 +14,9 @@ from imports.selectors import job_figures, jobs_for_user
 from inboxerr.errors import NotFound
 
 
+# The statuses after which a task changes no more, in every kind's own words.
+FINISHED_STATUSES = frozenset({"completed", "partially_completed", "failed", "cancelled", "committed"})
+
 # A batch of the batch API is tracked by its 16-hex batch_id; every other job by its UUID.
 _BATCH_ID = re.compile(r"[0-9a-f]{16}")
 

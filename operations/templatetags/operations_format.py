@@ -2,15 +2,15 @@
 
 from django import template
 
-from imports.selectors import format_duration
+from inboxerr.admin_tools import format_seconds
 
 register = template.Library()
 
 
 @register.filter
 def duration(seconds: float | None) -> str:
-    """A time left or an age as 12.0s, 3.5m or 2.1h; a dash when unknown."""
-    return "-" if seconds is None else format_duration(max(float(seconds), 0.0))
+    """A time left or an age in the console's words ('12 min 5 s'); a dash when unknown."""
+    return format_seconds(seconds)
 
 
 @register.filter
