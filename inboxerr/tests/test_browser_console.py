@@ -81,3 +81,46 @@ def test_a_subscriber_is_edited_from_the_keyboard_with_key_value_fields(admin_pa
     made["subscriber"].refresh_from_db()
     assert made["subscriber"].name == "Renée Lee-Martin"
     assert made["subscriber"].custom_fields["plan"] == "gold"  # untouched key/value rows kept
+
+
+def test_a_webhook_endpoint_is_made_in_the_browser_and_its_secret_shown_once(admin_page, live_stack, staff_user):
+    from inboxerr.webhooks.models import WebhookEndpoint
+
+    page = admin_page
+    page.goto(live_stack.url("/admin/webhooks/webhookendpoint/add/"))
+    page.get_by_label("Url:").fill("http://127.0.0.1:9/hook")
+    page.get_by_role("button", name="Save", exact=True).click()
+    assert "non-public address" in page.locator(".errorlist").first.inner_text()  # the form says why
+    assert not WebhookEndpoint.objects.exists()
+
+    page.get_by_label("Url:").fill("https://93.184.216.34/inboxerr-events")  # a literal public address
+    page.get_by_role("button", name="Save", exact=True).click()
+    endpoint = WebhookEndpoint.objects.get()
+    assert endpoint.owner == staff_user
+    shown = page.locator(".messagelist").inner_text()
+    assert endpoint.secret in shown and "not shown again" in shown
+    page.reload()
+    assert endpoint.secret not in page.content()
+    assert_not_clipped(page)
+
+
+def test_a_rate_limit_is_changed_in_the_browser_and_a_second_row_for_a_channel_is_refused(admin_page, live_stack):
+    from campaigns.models import RateLimit
+    from campaigns.tests.buckets import rate_limit_row
+
+    page = admin_page
+    email = rate_limit_row(name="email", rate=10, burst=50, enabled=False)  # as the migrations make it
+    page.goto(live_stack.url(f"/admin/campaigns/ratelimit/{email.pk}/change/"))
+    page.get_by_label("Rate:").fill("5")
+    page.get_by_label("Enabled").check()
+    page.get_by_role("button", name="Save", exact=True).click()
+    email.refresh_from_db()
+    assert (email.rate, email.enabled) == (5.0, True)
+    assert "Enabled: 5" in page.locator("#result_list").inner_text()
+
+    page.goto(live_stack.url("/admin/campaigns/ratelimit/add/"))
+    page.get_by_label("Channel:").select_option("email")
+    page.get_by_label("Rate:").fill("1")
+    page.get_by_role("button", name="Save", exact=True).click()
+    assert "already has a rate limit" in page.locator(".errorlist").first.inner_text()
+    assert RateLimit.objects.filter(name="email").count() == 1
