@@ -17,6 +17,17 @@ from django.conf import settings
 
 # Not covered by the ipaddress flags: carrier-grade NAT space (RFC 6598).
 SHARED_ADDRESS_SPACE = ipaddress.ip_network("100.64.0.0/10")
+# IPv6 prefixes that carry an IPv4 address in their bits: a relay or a translator on the path
+# delivers the packet to that IPv4 address, so 2002:7f00:1:: is 127.0.0.1 as much as
+# ::ffff:127.0.0.1 is. The NAT64 well-known prefix (RFC 6052) keeps it in the last 32 bits, as
+# does the deprecated IPv4-compatible form (::a.b.c.d); 6to4 (RFC 3056) in bits 16-48.
+NAT64_WELL_KNOWN = ipaddress.ip_network("64:ff9b::/96")
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+# Refused whatever they carry: the NAT64 local-use prefix (RFC 8215) is translated however the
+# local network decides, and a Teredo address (RFC 4380) names a relay plus a client address
+# hidden by XOR and a NAT mapping, neither of which says where the packet finally goes.
+NAT64_LOCAL_USE = ipaddress.ip_network("64:ff9b:1::/48")
+TEREDO = ipaddress.ip_network("2001::/32")
 MAX_BODY_READ = 64 * 1024
 
 
@@ -30,15 +41,39 @@ class Response:
     body_excerpt: str
 
 
-def address_refused(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone id
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address stands for (mapped, 6to4, NAT64, IPv4-compatible), if any."""
+    if ip.ipv4_mapped:
+        return ip.ipv4_mapped
+    if ip.sixtofour:
+        return ip.sixtofour
+    if ip in NAT64_WELL_KNOWN or ip in IPV4_COMPATIBLE:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
+def _range_refused(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return (
         ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_multicast or ip.is_reserved
         or ip.is_unspecified or ip in SHARED_ADDRESS_SPACE or getattr(ip, "is_site_local", False)
         or not ip.is_global
     )
+
+
+def address_refused(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone id
+    if isinstance(ip, ipaddress.IPv4Address):
+        return _range_refused(ip)
+    if ip in TEREDO or ip in NAT64_LOCAL_USE:
+        return True
+    embedded = embedded_ipv4(ip)
+    if embedded is not None and _range_refused(embedded):
+        return True
+    if ip.ipv4_mapped or ip in NAT64_WELL_KNOWN:
+        # Only the IPv4 address is ever reached (these prefixes are reserved space as IPv6,
+        # which is why the IPv6 check below would refuse a DNS64 answer for a public host).
+        return False
+    return _range_refused(ip)  # 6to4 and ::a.b.c.d must also pass as IPv6 (::/96 never does)
 
 
 def resolve_checked(host: str, port: int) -> list[tuple]:

@@ -206,6 +206,140 @@ def test_address_check_covers_every_range():
         assert not address_refused(address), address
 
 
+# IPv4 addresses carried inside IPv6 ones: each form with a private address inside, and the plain
+# IPv4 address it stands for (both must be refused the same way).
+EMBEDDED_PRIVATE = [
+    ("2002:7f00:1::", "127.0.0.1"),  # 6to4: bits 16-48
+    ("2002:a9fe:a9fe:1::5", "169.254.169.254"),
+    ("2002:c0a8:101::", "192.168.1.1"),
+    ("64:ff9b::7f00:1", "127.0.0.1"),  # NAT64 well-known prefix: the last 32 bits
+    ("64:ff9b::a00:1", "10.0.0.1"),
+    ("64:ff9b::6440:1", "100.64.0.1"),
+    ("::127.0.0.1", "127.0.0.1"),  # IPv4-compatible (deprecated)
+    ("::169.254.169.254", "169.254.169.254"),
+    ("::ffff:169.254.169.254", "169.254.169.254"),  # IPv4-mapped
+]
+ALWAYS_REFUSED_IPV6 = [
+    "2001:0:4136:e378:8000:63bf:3fff:fdd2",  # Teredo: relay 65.54.227.120, client hidden by XOR
+    "2001:0:5db8:d822::5db8:d822",  # Teredo around a public relay and client
+    "64:ff9b:1::5db8:d822",  # NAT64 local-use prefix, even around a public address
+    "64:ff9b:1::a00:1",
+    "::93.184.216.34",  # IPv4-compatible is reserved IPv6 space whatever it carries
+]
+
+
+@pytest.mark.parametrize(("address", "ipv4"), EMBEDDED_PRIVATE)
+def test_an_ipv4_address_inside_ipv6_is_judged_as_that_ipv4_address(address, ipv4):
+    from inboxerr.webhooks.transport import address_refused, embedded_ipv4
+    import ipaddress
+
+    assert str(embedded_ipv4(ipaddress.IPv6Address(address))) == ipv4
+    assert address_refused(ipv4) and address_refused(address)
+
+
+@pytest.mark.parametrize("address", ALWAYS_REFUSED_IPV6)
+def test_teredo_nat64_local_use_and_ipv4_compatible_are_refused_outright(address):
+    from inboxerr.webhooks.transport import address_refused
+
+    assert address_refused(address)
+
+
+def test_nat64_of_a_public_address_is_allowed():
+    # What DNS64 answers for a public host on an IPv6-only network: the translator reaches
+    # 93.184.216.34, a public address, so the webhook may go there.
+    from inboxerr.webhooks.transport import address_refused
+
+    assert not address_refused("64:ff9b::5db8:d822")
+    assert not address_refused("64:ff9b::93.184.216.34")
+
+
+@pytest.mark.parametrize("address", [a for a, _ in EMBEDDED_PRIVATE] + ALWAYS_REFUSED_IPV6)
+def test_a_literal_embedded_address_is_refused_when_the_endpoint_is_saved(api, settings, address):
+    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = False
+    response = api.post("/api/v1/webhooks/", {"url": f"http://[{address}]:8080/hook"}, format="json")
+    assert response.status_code == 400
+    assert response.json() == {"detail": "The URL points to a non-public address", "field": "url"}
+    assert not WebhookEndpoint.objects.exists() and not AuditLog.objects.exists()
+
+
+@pytest.mark.parametrize("address", ["2002:7f00:1::", "64:ff9b::7f00:1", "::127.0.0.1",
+                                     "2001:0:4136:e378:8000:63bf:3fff:fdd2", "64:ff9b:1::5db8:d822"])
+def test_a_literal_embedded_address_is_refused_at_connect_time(owner, receiver, settings, address):
+    # Saved while private networks were allowed (or before this check existed): the connect
+    # check still refuses it, and no socket is opened.
+    services.endpoint_create(actor=Actor(user=owner, source="api"), owner=owner, url=f"http://[{address}]:9/hook")
+    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = False
+    delivery = emit(owner)
+    tasks.deliver(delivery.pk)
+
+    delivery.refresh_from_db()
+    assert delivery.status == "failed"
+    assert delivery.last_error.startswith(f"Refused: {address} resolves to a non-public address")
+
+
+def _resolving(monkeypatch, name: str, address: str) -> None:
+    """Make `name` resolve to `address`, as an attacker's DNS server would answer: no resolver
+    this test can run answers with these addresses, so getaddrinfo is replaced for that one name."""
+    import socket
+
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host != name:
+            return real(host, port, *args, **kwargs)
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        sockaddr = (address, port, 0, 0) if family == socket.AF_INET6 else (address, port)
+        return [(family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", sockaddr)]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+@pytest.mark.parametrize(("address", "ipv4"), EMBEDDED_PRIVATE)
+def test_a_name_resolving_to_an_embedded_private_address_is_refused_like_the_plain_one(
+        monkeypatch, settings, address, ipv4):
+    from inboxerr.webhooks.transport import UnsafeDestination, resolve_checked
+
+    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = False
+    messages = []
+    for answer in (ipv4, address):
+        _resolving(monkeypatch, "hooks.example.test", answer)
+        with pytest.raises(UnsafeDestination) as refused:
+            resolve_checked("hooks.example.test", 443)
+        messages.append(str(refused.value))
+    assert messages == [f"Refused: hooks.example.test resolves to a non-public address ({a})" for a in (ipv4, address)]
+
+
+@pytest.mark.parametrize("address", ALWAYS_REFUSED_IPV6)
+def test_a_name_resolving_to_teredo_or_nat64_local_use_is_refused(monkeypatch, settings, address):
+    from inboxerr.webhooks.transport import UnsafeDestination, resolve_checked
+
+    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = False
+    _resolving(monkeypatch, "hooks.example.test", address)
+    with pytest.raises(UnsafeDestination, match="resolves to a non-public address"):
+        resolve_checked("hooks.example.test", 443)
+
+
+def test_a_name_resolving_to_nat64_of_a_public_address_passes_the_check(monkeypatch, settings):
+    from inboxerr.webhooks.transport import resolve_checked
+
+    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = False
+    _resolving(monkeypatch, "hooks.example.test", "64:ff9b::5db8:d822")
+    assert [info[4][0] for info in resolve_checked("hooks.example.test", 443)] == ["64:ff9b::5db8:d822"]
+
+
+def test_a_delivery_to_a_name_resolving_to_6to4_loopback_is_refused(owner, receiver, settings, monkeypatch):
+    services.endpoint_create(actor=Actor(user=owner, source="api"), owner=owner, url="https://hooks.example.test/in")
+    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = False
+    _resolving(monkeypatch, "hooks.example.test", "2002:7f00:1::")
+    delivery = emit(owner)
+    tasks.deliver(delivery.pk)
+
+    delivery.refresh_from_db()
+    assert delivery.status == "failed"
+    assert delivery.last_error == "Refused: hooks.example.test resolves to a non-public address (2002:7f00:1::)"
+    assert receiver.requests == []
+
+
 def test_replay_sends_the_same_message_again(owner, endpoint, receiver):
     delivery = emit(owner)
     tasks.deliver(delivery.pk)
