@@ -295,3 +295,18 @@ class DispatchSlot(models.Model):
 
     def __str__(self) -> str:
         return f"slot {self.number}"
+
+
+class SmsInboundReceipt(models.Model):
+    """One signed inbound SMS request already acted on, kept while its timestamp is still
+    accepted (SMS_INBOUND_TOLERANCE_SECONDS) so the same request cannot be played twice.
+
+    A table rather than the cache: the embedded default has no cache shared between processes,
+    and the unique key makes two copies racing through two workers collide in the database."""
+
+    signature = models.CharField(max_length=64, primary_key=True, help_text="The request's HMAC-SHA256, hex.")
+    signed_at = models.DateTimeField(db_index=True, help_text="The request's X-Inboxerr-Timestamp.")
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.signature[:12]}… signed {self.signed_at:%Y-%m-%d %H:%M:%S}"

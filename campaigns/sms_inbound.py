@@ -8,24 +8,36 @@ address is suppressed too (they also unsubscribed from email, which a text canno
 
 A keyword is the whole message, any case, trailing punctuation ignored ("Stop." counts, "stop
 texting me" does not), as carriers and Twilio read them. Anything else changes nothing.
+
+Each signed request is acted on once: its signature is recorded in the transaction of the
+changes, so a captured START played again (or twice at once) changes nothing.
 """
 
 from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audit.services import audit_record
+from campaigns.models import SmsInboundReceipt
 from inboxerr.actors import Actor
-from inboxerr.errors import InvalidInput
+from inboxerr.errors import InvalidInput, ServiceError
 from subscribers.models import Channel, Subscriber, SubscriberStatus, Suppression, SuppressionReason
 from subscribers.normalize import RecordError, normalize_phone
 from subscribers.services import suppression_create, suppression_delete
 
 STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
 START_WORDS = frozenset({"START", "UNSTOP"})
+
+
+class AlreadyProcessed(ServiceError):
+    """The same signed request was accepted before, within the tolerance window."""
+
+    status_code = 403
 
 
 class InboundAction(StrEnum):
@@ -57,8 +69,12 @@ def keyword_action(body: str) -> InboundAction:
 
 
 @transaction.atomic
-def sms_inbound_receive(*, actor: Actor, sender: str, body: str) -> InboundResult:
-    """Act on one inbound SMS from `sender` (any phone format, normalised to E.164)."""
+def sms_inbound_receive(*, actor: Actor, sender: str, body: str, signature: str, signed_at: datetime) -> InboundResult:
+    """Act on one inbound SMS from `sender` (any phone format, normalised to E.164).
+
+    `signature` is the request's verified HMAC (hex) and `signed_at` its timestamp; a signature
+    recorded before raises AlreadyProcessed and nothing changes."""
+    _receipt_record(signature, signed_at)
     try:
         phone = normalize_phone(sender)
     except RecordError as exc:
@@ -78,6 +94,26 @@ def sms_inbound_receive(*, actor: Actor, sender: str, body: str) -> InboundResul
             result.suppressions_removed += _unsuppress(actor, owner, phone)
             result.subscribers_changed += _set_status(actor, owner, phone, body, SubscriberStatus.ACTIVE)
     return result
+
+
+def _receipt_record(signature: str, signed_at: datetime) -> None:
+    try:
+        # A savepoint: the collision must not break the transaction it is raised through.
+        with transaction.atomic():
+            SmsInboundReceipt.objects.create(signature=signature, signed_at=signed_at)
+    except IntegrityError:
+        # Also what a second copy racing the first gets: its insert waits on the unique key
+        # until the first commits (or goes ahead if the first rolled back).
+        raise AlreadyProcessed("Request already processed: this X-Inboxerr-Signature was accepted before") from None
+
+
+def sms_inbound_receipts_purge() -> int:
+    """Forget receipts whose timestamp is past the tolerance: such a request is refused as too
+    old anyway. Run by the minute tick, not per request, so requests never wait on each other's
+    deletes."""
+    cutoff = timezone.now() - timedelta(seconds=settings.SMS_INBOUND_TOLERANCE_SECONDS)
+    deleted, _ = SmsInboundReceipt.objects.filter(signed_at__lt=cutoff).delete()
+    return deleted
 
 
 def _suppress(actor: Actor, owner, phone: str) -> int:

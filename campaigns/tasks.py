@@ -1,7 +1,7 @@
 """django-q2 entry points for campaigns: take ids, call services."""
 
 from campaigns import dispatch as dispatcher
-from campaigns import outbox, services
+from campaigns import outbox, services, sms_inbound
 
 
 def fan_out(campaign_id: str) -> str:
@@ -28,7 +28,8 @@ def publish() -> int:
 
 
 def tick() -> dict:
-    """Every minute: requeue expired leases, start due scheduled campaigns, keep dispatchers going."""
+    """Every minute: requeue expired leases, start due scheduled campaigns, keep dispatchers going,
+    forget inbound SMS receipts past their window."""
     swept = dispatcher.requeue_expired_leases()
     started = services.campaigns_start_scheduled()
     if dispatcher.has_due_work():
@@ -36,4 +37,5 @@ def tick() -> dict:
     dispatcher.finish_campaigns()
     if outbox.outbox_has_work():
         outbox.outbox_kick()
-    return {"swept": swept, "started": started}
+    receipts = sms_inbound.sms_inbound_receipts_purge()
+    return {"swept": swept, "started": started, "sms_receipts_purged": receipts}

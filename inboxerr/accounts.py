@@ -19,7 +19,7 @@ OPERATORS_GROUP = "Operators"
 # The apps whose models operators work with; they get every permission on them.
 OPERATOR_APPS = ("subscribers", "imports", "campaigns", "audit", "webhooks")
 # Models every owner shares: only superusers (or users given these permissions) change them.
-SHARED_MODELS = ("ratelimit", "dispatchslot", "batchstream", "outboxswitch")
+SHARED_MODELS = ("ratelimit", "dispatchslot", "batchstream", "outboxswitch", "smsinboundreceipt")
 
 
 @transaction.atomic

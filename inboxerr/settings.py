@@ -331,9 +331,11 @@ for _name in _SMS_BACKEND_NEEDS.get(SMS_BACKEND, ()):
 for _name in ("SMS_GATEWAY_URL", "TWILIO_API_BASE"):
     if globals()[_name] and not globals()[_name].startswith(("http://", "https://")):
         raise ImproperlyConfigured(f"Invalid value for environment variable {_name}: must be an http(s) URL")
-# Shared secret of POST /api/v1/sms/inbound: the caller signs the raw body with HMAC-SHA256 and
-# sends `X-Inboxerr-Signature: sha256=<hex>`. Unset: the route refuses every request.
+# Shared secret of POST /api/v1/sms/inbound: the caller sends `X-Inboxerr-Timestamp: <unix seconds>`
+# and `X-Inboxerr-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<raw body>">`. Unset: the route refuses every request.
 SMS_INBOUND_SECRET = env.str("SMS_INBOUND_SECRET", default="")
+# How far (seconds) an inbound SMS timestamp may be from now, either way; a signature is accepted once in that window.
+SMS_INBOUND_TOLERANCE_SECONDS = _env_positive_int("SMS_INBOUND_TOLERANCE_SECONDS", 300)
 EMAIL_TIMEOUT = DISPATCH_SEND_TIMEOUT_SECONDS
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="inboxerr@localhost")
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")

@@ -1,9 +1,15 @@
 """POST /api/v1/sms/inbound: replies from handsets, relayed by the SMS gateway.
 
 Authentication is the signature, not a session or a token: the caller (the gateway, or a relay in
-front of it) signs the raw request body with HMAC-SHA256 under the shared secret
-SMS_INBOUND_SECRET and sends `X-Inboxerr-Signature: sha256=<hex digest>`. No signature: 401; a
-wrong one: 403; no secret configured: 503, the route is off.
+front of it) sends the current time as `X-Inboxerr-Timestamp: <unix seconds>` and
+`X-Inboxerr-Signature: sha256=<hex>`, the HMAC-SHA256 under the shared secret SMS_INBOUND_SECRET
+of the timestamp, a dot and the raw request body (`1767225600.{"from": ...}`), as Stripe and
+Slack sign theirs. No signature or timestamp: 401; a wrong signature: 403; a timestamp more than
+SMS_INBOUND_TOLERANCE_SECONDS (default 300) before or after the server's clock: 403 ("too old",
+"too far in the future"); a signature already accepted: 403 ("Request already processed"), so a
+captured request cannot be played again (a sender retrying after a lost answer signs again with a
+new timestamp; a second STOP or START changes nothing more). No secret configured: 503, the route
+is off.
 
 Body: JSON `{"from": "+14155552671", "body": "STOP"}`, or Twilio-style form fields `From` and
 `Body` (application/x-www-form-urlencoded), signed the same way.
@@ -12,9 +18,12 @@ Body: JSON `{"from": "+14155552671", "body": "STOP"}`, or Twilio-style form fiel
 import hashlib
 import hmac
 import json
+import re
+from datetime import datetime, timezone as dt_timezone
 from urllib.parse import parse_qs
 
 from django.conf import settings
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
@@ -27,11 +36,20 @@ from inboxerr.actors import Actor
 from inboxerr.errors import InvalidInput
 
 SIGNATURE_HEADER = "X-Inboxerr-Signature"
+TIMESTAMP_HEADER = "X-Inboxerr-Timestamp"
+UNIX_SECONDS = re.compile(r"\d{1,12}")
 
 
-def body_signature(secret: str, body: bytes) -> str:
-    """The header value a caller sends for `body`."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def request_signature(secret: str, timestamp: int | str, body: bytes) -> str:
+    """The X-Inboxerr-Signature value for `body` sent with X-Inboxerr-Timestamp `timestamp`."""
+    signed = f"{timestamp}.".encode() + body
+    return "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+
+
+def signed_headers(secret: str, body: bytes, *, timestamp: int | None = None) -> dict[str, str]:
+    """What a sender (a relay in front of the gateway, the tests) adds to its POST of `body`."""
+    timestamp = int(timezone.now().timestamp()) if timestamp is None else timestamp
+    return {TIMESTAMP_HEADER: str(timestamp), SIGNATURE_HEADER: request_signature(secret, timestamp, body)}
 
 
 class SmsInboundView(APIView):
@@ -40,10 +58,16 @@ class SmsInboundView(APIView):
 
     @extend_schema(
         tags=["sms"],
-        summary="Inbound SMS (STOP / START), signed with HMAC-SHA256",
+        summary="Inbound SMS (STOP / START), signed with HMAC-SHA256 over a timestamp and the body",
         description=__doc__,
-        parameters=[OpenApiParameter(SIGNATURE_HEADER, str, OpenApiParameter.HEADER, required=True,
-                                     description="sha256=<hex HMAC-SHA256 of the raw body with SMS_INBOUND_SECRET>")],
+        parameters=[
+            OpenApiParameter(TIMESTAMP_HEADER, str, OpenApiParameter.HEADER, required=True,
+                             description="The time of signing, unix seconds; refused when more than "
+                                         "SMS_INBOUND_TOLERANCE_SECONDS away from the server's clock"),
+            OpenApiParameter(SIGNATURE_HEADER, str, OpenApiParameter.HEADER, required=True,
+                             description='sha256=<hex HMAC-SHA256 of "<timestamp>.<raw body>" with SMS_INBOUND_SECRET>; '
+                                         "each signature is accepted once"),
+        ],
         request=inline_serializer("SmsInbound", {"from": serializers.CharField(), "body": serializers.CharField()}),
         responses={200: inline_serializer("SmsInboundResult", {
             "action": serializers.ChoiceField(choices=["stop", "start", "none"]),
@@ -55,28 +79,50 @@ class SmsInboundView(APIView):
         })},
     )
     def post(self, request: Request) -> Response:
-        refusal = _refusal(request)
-        if refusal is not None:
-            return refusal
+        verified = _verified(request)
+        if isinstance(verified, Response):
+            return verified
+        signature, signed_at = verified
         sender, text = _fields(request.content_type or "", request.body)
         actor = Actor(user=None, source="sms_inbound", ip=request.META.get("REMOTE_ADDR"))
-        result = sms_inbound_receive(actor=actor, sender=sender, body=text)
+        result = sms_inbound_receive(actor=actor, sender=sender, body=text, signature=signature, signed_at=signed_at)
         return Response(result.as_dict())
 
 
-def _refusal(request: Request) -> Response | None:
+def _verified(request: Request) -> tuple[str, datetime] | Response:
+    """The request's signature (hex, as computed here) and signing time, or the refusal."""
     secret = settings.SMS_INBOUND_SECRET
     if not secret:
         return Response({"detail": "Inbound SMS is off: SMS_INBOUND_SECRET is not set"},
                         status=status.HTTP_503_SERVICE_UNAVAILABLE)
+    challenge = {"WWW-Authenticate": f'HMAC-SHA256 headers="{TIMESTAMP_HEADER} {SIGNATURE_HEADER}"'}
     given = request.headers.get(SIGNATURE_HEADER, "")
     if not given:
-        return Response({"detail": f"Missing {SIGNATURE_HEADER} header (sha256=<hex HMAC-SHA256 of the body>)"},
-                        status=status.HTTP_401_UNAUTHORIZED,
-                        headers={"WWW-Authenticate": f'HMAC-SHA256 header="{SIGNATURE_HEADER}"'})
-    if not hmac.compare_digest(given.strip().lower().encode(), body_signature(secret, request.body).encode()):
+        return Response({"detail": f'Missing {SIGNATURE_HEADER} header (sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">)'},
+                        status=status.HTTP_401_UNAUTHORIZED, headers=challenge)
+    timestamp = request.headers.get(TIMESTAMP_HEADER, "")
+    if not timestamp:
+        return Response({"detail": f"Missing {TIMESTAMP_HEADER} header (unix seconds, signed with the body)"},
+                        status=status.HTTP_401_UNAUTHORIZED, headers=challenge)
+    if not UNIX_SECONDS.fullmatch(timestamp):
+        return Response({"detail": f"{TIMESTAMP_HEADER} must be unix seconds (digits only), got {timestamp[:40]!r}"},
+                        status=status.HTTP_401_UNAUTHORIZED, headers=challenge)
+    expected = request_signature(secret, timestamp, request.body)
+    if not hmac.compare_digest(given.strip().lower().encode(), expected.encode()):
         return Response({"detail": f"Invalid {SIGNATURE_HEADER} signature"}, status=status.HTTP_403_FORBIDDEN)
-    return None
+    # Checked after the signature, so only the secret's holder learns how the clock compares.
+    tolerance = settings.SMS_INBOUND_TOLERANCE_SECONDS
+    age = int(timezone.now().timestamp()) - int(timestamp)
+    if age > tolerance:
+        return Response({"detail": f"{TIMESTAMP_HEADER} timestamp too old: signed {age} s ago, more than "
+                                   f"SMS_INBOUND_TOLERANCE_SECONDS ({tolerance} s)"},
+                        status=status.HTTP_403_FORBIDDEN)
+    if -age > tolerance:
+        return Response({"detail": f"{TIMESTAMP_HEADER} timestamp too far in the future: {-age} s ahead, more than "
+                                   f"SMS_INBOUND_TOLERANCE_SECONDS ({tolerance} s)"},
+                        status=status.HTTP_403_FORBIDDEN)
+    # The hex computed here, not the header as sent: an upper-cased copy is the same request.
+    return expected.removeprefix("sha256="), datetime.fromtimestamp(int(timestamp), tz=dt_timezone.utc)
 
 
 def _fields(content_type: str, body: bytes) -> tuple[str, str]:
