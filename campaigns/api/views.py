@@ -34,22 +34,24 @@ class TemplateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
             return MessageTemplate.objects.none()
         return selectors.templates_for_user(self.request.user).select_related("owner")
 
-    def create(self, request: Request) -> Response:
+    # **kwargs here and below: the router's second addresses (/templates.json, /templates/1.json)
+    # pass `format` along.
+    def create(self, request: Request, **kwargs) -> Response:
         data = parse(s.TemplateSerializer, request.data)
         template = services.template_create(actor=actor(request), owner=request.user, **data)
         return Response(s.TemplateSerializer(template).data, status=status.HTTP_201_CREATED)
 
-    def update(self, request: Request, pk=None, partial: bool = False) -> Response:
+    def update(self, request: Request, pk=None, partial: bool = False, **kwargs) -> Response:
         template = self.get_object()
         serializer = s.TemplateSerializer(template, data=request.data, partial=partial)
         serializer.is_valid(raise_exception=True)
         template = services.template_update(actor=actor(request), template=template, data=serializer.validated_data)
         return Response(s.TemplateSerializer(template).data)
 
-    def partial_update(self, request: Request, pk=None) -> Response:
+    def partial_update(self, request: Request, pk=None, **kwargs) -> Response:
         return self.update(request, pk, partial=True)
 
-    def destroy(self, request: Request, pk=None) -> Response:
+    def destroy(self, request: Request, pk=None, **kwargs) -> Response:
         services.template_delete(actor=actor(request), template=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 

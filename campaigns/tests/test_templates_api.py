@@ -235,3 +235,16 @@ def test_superuser_sees_every_owners_templates(superuser_api, owner, outsider):
     _template(outsider, name="Theirs")
     names = sorted(t["name"] for t in superuser_api.get(URL).json()["results"])
     assert names == ["Theirs", "Welcome"]
+
+
+def test_the_format_suffix_addresses_take_every_method(api, owner):
+    # The router also serves /templates.json and /templates/<id>.json: each method works there too.
+    created = api.post("/api/v1/templates.json", {"name": "Dotted", "channel": "email", "subject": "Hi",
+                                                  "body_text": "Hi"}, format="json")
+    assert created.status_code == 201, created.content
+    pk = created.json()["id"]
+    assert api.put(f"{URL}{pk}.json", {"name": "Dotted 2", "channel": "email", "subject": "Hi", "body_text": "Hi"},
+                   format="json").status_code == 200
+    assert api.patch(f"{URL}{pk}.json", {"name": "Dotted 3"}, format="json").json()["name"] == "Dotted 3"
+    assert api.delete(f"{URL}{pk}.json").status_code == 204
+    assert not MessageTemplate.objects.filter(pk=pk).exists()

@@ -214,7 +214,8 @@ class SuppressionViewSet(
             qs = qs.filter(address__istartswith=address.strip())
         return qs
 
-    def create(self, request: Request) -> Response:
+    # **kwargs: the router's second address (/suppressions.json) passes `format` along.
+    def create(self, request: Request, **kwargs) -> Response:
         data = parse(s.SuppressionSerializer, request.data)
         suppression = services.suppression_create(actor=actor(request), owner=request.user, **data)
         return Response(s.SuppressionSerializer(suppression).data, status=status.HTTP_201_CREATED)

@@ -168,3 +168,13 @@ def test_user_without_permissions_cannot_use_suppressions(no_perms_api, blocked,
     assert response.status_code == 403
     assert response.json()["detail"] == PERMISSION_DENIED
     assert db_state() == before
+
+
+def test_the_format_suffix_addresses_take_every_method(api, owner):
+    # The router also serves /suppressions.json and /suppressions/<id>.json.
+    created = api.post("/api/v1/suppressions.json", {"channel": "email", "address": "dot@example.com"}, format="json")
+    assert created.status_code == 201, created.content
+    pk = created.json()["id"]
+    assert api.get(f"{SUPPRESSIONS}{pk}.json").json()["address"] == "dot@example.com"
+    assert api.delete(f"{SUPPRESSIONS}{pk}.json").status_code == 204
+    assert not Suppression.objects.filter(pk=pk).exists()
