@@ -332,9 +332,10 @@ for _name in ("SMS_GATEWAY_URL", "TWILIO_API_BASE"):
     if globals()[_name] and not globals()[_name].startswith(("http://", "https://")):
         raise ImproperlyConfigured(f"Invalid value for environment variable {_name}: must be an http(s) URL")
 # Shared secret of POST /api/v1/sms/inbound: the caller sends `X-Inboxerr-Timestamp: <unix seconds>`
-# and `X-Inboxerr-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<raw body>">`. Unset: the route refuses every request.
+# and `X-Inboxerr-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<raw body>">`. Unset: the
+# route refuses every request.
 SMS_INBOUND_SECRET = env.str("SMS_INBOUND_SECRET", default="")
-# How far (seconds) an inbound SMS timestamp may be from now, either way; a signature is accepted once in that window.
+# How far (seconds) an inbound SMS's timestamp may be from now, either way; each signature is accepted once.
 SMS_INBOUND_TOLERANCE_SECONDS = _env_positive_int("SMS_INBOUND_TOLERANCE_SECONDS", 300)
 EMAIL_TIMEOUT = DISPATCH_SEND_TIMEOUT_SECONDS
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="inboxerr@localhost")
