@@ -601,7 +601,6 @@ def _full_kwargs(route: Route, kwargs: dict) -> dict:
 @pytest.fixture
 def world(owner, outsider, tmp_path, settings) -> World:
     settings.IMPORT_DIR = tmp_path / "imports"
-    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = False
     return World(owner, outsider, tmp_path)
 
 
