@@ -25,6 +25,7 @@ from imports.rows import CleanRow, CsvRowCleaner, JsonRowCleaner, RowError
 from imports.writers import ChunkCounts, writer_for
 from inboxerr.actors import Actor
 from inboxerr.metrics import counter_add
+from inboxerr.storable import storable
 from inboxerr.webhooks.events import WebhookEvent
 from inboxerr.webhooks.services import event_emit
 from subscribers.models import SubscriberList
@@ -284,7 +285,7 @@ def _finish(job: ImportJob, token: str, status: str, *, error: str = "", elapsed
         job.status = status
         job.finished_at = now
         job.heartbeat_at = now
-        job.error_message = error or (
+        job.error_message = storable(error) or (  # an error may quote the file
             f"{job.invalid} of {job.processed_rows} rows were invalid" if job.invalid else ""
         )
         job.total_rows = job.processed_rows

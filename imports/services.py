@@ -25,6 +25,7 @@ from imports.rows import CsvRowCleaner
 from imports.writers import seen_table
 from inboxerr.actors import Actor
 from inboxerr.errors import Conflict, InvalidInput
+from inboxerr.storable import storable
 from subscribers.models import KeyField, SubscriberList
 from subscribers.services import list_get_or_create
 
@@ -63,7 +64,10 @@ def store_local_file(source: Path) -> StoredFile:
         while block := src.read(1024 * 1024):
             digest.update(block)
             dst.write(block)
-    return StoredFile(target, source.name, digest.hexdigest(), size)
+    # A name that is not UTF-8 on disk arrives with its bytes as lone surrogates, which the
+    # database cannot take: those bytes become U+FFFD in the name the job keeps.
+    filename = source.name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return StoredFile(target, storable(filename), digest.hexdigest(), size)
 
 
 def discard_stored(stored: StoredFile) -> None:
@@ -226,7 +230,12 @@ def import_create_from_records(*, actor: Actor, owner, list_name: str, records: 
     digest, size = hashlib.sha256(), 0
     with open(target, "wb") as handle:
         for record in records:
-            line = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+            try:
+                line = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+            except UnicodeEncodeError:
+                # A lone surrogate has no UTF-8 form: written as a \u escape, the record reaches
+                # the job as it was, and the job reports it as an invalid row naming the field.
+                line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
             digest.update(line)
             size += len(line)
             handle.write(line)
