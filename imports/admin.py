@@ -78,7 +78,7 @@ class ImportJobAdmin(JobPageMixin, OwnedAdmin):
     # The counters, status and timings live in the job panel above the form (they update live);
     # the form shows what the job is, in words.
     fields = ("list_link", "filename", "source", "size_display", "sha256_display", "owner", "created_at",
-              "retry_count", "options_display")
+              "retry_count", "crash_count", "options_display")
     readonly_fields = fields
     actions = ("cancel_jobs", "retry_jobs", "cleanup_stuck", "clear_finished")
     change_form_template = "admin/imports/importjob/change_form.html"

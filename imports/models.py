@@ -57,6 +57,11 @@ class ImportJob(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     error_message = models.TextField(blank=True)
     retry_count = models.PositiveIntegerField(default=0)
+    # Runs that crashed: the worker died (found by the sweeper, or by a worker taking the job
+    # over) or the run raised unexpectedly. Past IMPORT_MAX_AUTO_RETRIES the job is failed.
+    crash_count = models.PositiveIntegerField(
+        default=0, help_text="Runs that crashed their worker; past IMPORT_MAX_AUTO_RETRIES the job is failed."
+    )
     checkpoint = models.JSONField(default=dict, blank=True)
     stats = models.JSONField(default=dict, blank=True)
     # How to read the source: key_field, mapping, update_existing, detected encoding/delimiter.

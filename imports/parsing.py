@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from inboxerr.storable import storable, unstorable_reason
 from subscribers.normalize import STANDARD_FIELDS
 
 SNIFF_BYTES = 64 * 1024
@@ -104,7 +105,21 @@ def detect_format(path: Path, encoding: str | None = None) -> CsvFormat:
         raise FileFormatError(f"The header row cannot be read: {header.reason}")
     if not any(cell.strip() for cell in header):
         raise FileFormatError("The header row is empty")
+    _refuse_nul_in_header(header)
     return CsvFormat(encoding, delimiter, end)
+
+
+def _refuse_nul_in_header(header: list[str]) -> None:
+    """A header cell names a column: the file is refused rather than the column dropped, as a
+    dropped column would be data the operator believes imported (and the header is kept with
+    the job, where a NUL cannot be stored)."""
+    for number, cell in enumerate(header, start=1):
+        if "\x00" in cell:
+            name = cell.replace("\x00", "\ufffd").replace("\ufeff", "").strip()[:60]
+            raise FileFormatError(
+                f"The header row has a NUL character in column {number} ('{name}'); "
+                "remove it from the file and upload it again"
+            )
 
 
 # A JSON array of objects or a JSON object: "[{", "[\"", "[1" or "{\"" at the start of the file.
@@ -112,12 +127,14 @@ _JSON_START = re.compile(rb"^(?:\xef\xbb\xbf)?\s*(?:\[\s*[\[{\"\d-]|\[\s*\]|\{\s
 
 
 def _refuse_other_formats(sample: bytes) -> None:
-    """Files people upload by mistake would otherwise be read as one odd CSV column: a NUL byte
-    never occurs in a text file but does in images, spreadsheets and archives, and a CSV does not
-    start like a JSON document."""
-    if b"\x00" in sample:
-        hint = " (this is an Excel workbook: save it as CSV first)" if sample.startswith(b"PK\x03\x04") else ""
-        raise FileFormatError(f"This is not a text file{hint}; upload a CSV file")
+    """Files people upload by mistake would otherwise be read as one odd CSV column: images,
+    workbooks, archives and UTF-16 text are full of NUL bytes, and a CSV does not start like a
+    JSON document. A stray NUL or two in a text export (a legacy database's padding) is a defect
+    of the rows it sits in: those rows are reported invalid and the rest imported (rows.py)."""
+    if sample.startswith(b"PK\x03\x04"):
+        raise FileFormatError("This is not a text file (this is an Excel workbook: save it as CSV first); upload a CSV file")
+    if sample.count(b"\x00") * 100 > len(sample):
+        raise FileFormatError("This is not a text file; upload a CSV file")
     if _JSON_START.match(sample):
         raise FileFormatError("This file is JSON, not CSV; export it as CSV with a header row")
 
@@ -256,4 +273,8 @@ def validate_mapping(mapping: object) -> dict[str, str]:
         return {}
     if not isinstance(mapping, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()):
         raise ValueError("mapping must be a JSON object of column name -> field name")
+    for column, target in mapping.items():
+        # Kept with the job and used as field names: both must be storable.
+        if reason := unstorable_reason(column) or unstorable_reason(target):
+            raise ValueError(f"the entry for column '{storable(column)[:60]}' contains {reason}, which cannot be stored")
     return mapping

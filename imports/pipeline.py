@@ -14,19 +14,20 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import connection, connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from audit.services import audit_record
+from imports import services
 from imports.models import ImportJob, ImportRowError, ImportSource, ImportStatus, import_status_label
 from imports.parsing import CsvFormat, CsvRowError, FileFormatError, iter_records, plan_columns, read_header
 from imports.rows import CleanRow, CsvRowCleaner, JsonRowCleaner, RowError
 from imports.writers import ChunkCounts, writer_for
 from inboxerr.actors import Actor
+from inboxerr.crashes import error_summary
 from inboxerr.metrics import counter_add
-from inboxerr.webhooks.events import WebhookEvent
-from inboxerr.webhooks.services import event_emit
+from inboxerr.storable import storable
 from subscribers.models import SubscriberList
 
 logger = logging.getLogger("inboxerr.imports")
@@ -43,16 +44,21 @@ def import_claim(*, job_id) -> str | None:
     now = timezone.now()
     stale = now - timedelta(seconds=settings.IMPORT_STUCK_AFTER_SECONDS)
     with transaction.atomic():
-        claimed = (
-            ImportJob.objects.filter(pk=job_id)
-            .filter(Q(status=ImportStatus.PENDING) | Q(status=ImportStatus.PROCESSING, heartbeat_at__lt=stale))
-            .update(status=ImportStatus.PROCESSING, worker_token=token, heartbeat_at=now, updated_at=now)
+        job = (
+            ImportJob.objects.select_for_update()
+            .filter(Q(status=ImportStatus.PENDING) | Q(status=ImportStatus.PROCESSING, heartbeat_at__lt=stale), pk=job_id)
+            .first()
         )
-        if not claimed:
+        if job is None:
             return None
-        job = ImportJob.objects.get(pk=job_id)
-        if job.started_at is None:
-            ImportJob.objects.filter(pk=job_id).update(started_at=now)
+        if job.status == ImportStatus.PROCESSING:
+            # Its worker went silent: a crash, counted as the sweeper counts it, so a job that
+            # kills every worker cannot be taken over forever either.
+            job = services.import_crashed(job=job, error=services.worker_lost_error(job), requeue=False)
+            if job.status != ImportStatus.PENDING:
+                return None
+        ImportJob.objects.filter(pk=job_id).update(status=ImportStatus.PROCESSING, worker_token=token,
+                                                   heartbeat_at=now, updated_at=now, started_at=job.started_at or now)
         resuming = f" (resuming after row {job.checkpoint['row']})" if job.checkpoint.get("row") else ""
         audit_record(
             actor=Actor.system(),
@@ -128,8 +134,25 @@ def import_run(*, job_id, token: str, on_chunk: Callable[[int, int], None] | Non
         return ImportJob.objects.get(pk=job_id)
     except (FileFormatError, OSError, ValueError) as exc:
         return _finish(job, token, ImportStatus.FAILED, error=str(exc))
+    except Exception as exc:
+        return _crashed(job, token, exc)
     writer.drop()
     return job
+
+
+def _crashed(job: ImportJob, token: str, exc: Exception) -> ImportJob:
+    """A run that raised where nothing expected it (a database error, a bug): one crash of the
+    job (services.import_crashed), recorded at once rather than when the heartbeat goes stale.
+    The table of keys written stays, so the resumed run counts nothing twice."""
+    logger.exception("Import %s crashed", job.pk)
+    # The error may have been the connection itself: a fresh one records the crash. If even
+    # that fails, the exception reaches django-q and the sweeper counts the crash later.
+    connection.close_if_unusable_or_obsolete()
+    with transaction.atomic():
+        job = ImportJob.objects.select_for_update().get(pk=job.pk)
+        if job.worker_token != token or job.status != ImportStatus.PROCESSING:
+            return job  # cancelled or taken over meanwhile: not this run's to count
+        return services.import_crashed(job=job, error=error_summary(exc))
 
 
 def _write_behind(job: ImportJob, token: str, writer, chunks: Iterator["_Chunk"], on_chunk) -> None:
@@ -284,7 +307,7 @@ def _finish(job: ImportJob, token: str, status: str, *, error: str = "", elapsed
         job.status = status
         job.finished_at = now
         job.heartbeat_at = now
-        job.error_message = error or (
+        job.error_message = storable(error) or (  # an error may quote the file
             f"{job.invalid} of {job.processed_rows} rows were invalid" if job.invalid else ""
         )
         job.total_rows = job.processed_rows
@@ -306,13 +329,7 @@ def _finish(job: ImportJob, token: str, status: str, *, error: str = "", elapsed
             after={"status": status, "created": job.created, "updated": job.updated,
                    "duplicates": job.duplicates, "invalid": job.invalid, "error": job.error_message},
         )
-        event_emit(
-            event=WebhookEvent.IMPORT_FAILED if status == ImportStatus.FAILED else WebhookEvent.IMPORT_COMPLETED,
-            owner_id=job.owner_id,
-            payload={"import_id": str(job.pk), "list_name": job.list_name, "status": status,
-                     "processed_rows": job.processed_rows, "created": job.created, "updated": job.updated,
-                     "duplicates": job.duplicates, "invalid": job.invalid, "error": job.error_message},
-        )
+        services.import_event_emit(job=job)
         if not keep_file and path:
             transaction.on_commit(lambda: Path(path).unlink(missing_ok=True))
     return job

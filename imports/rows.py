@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from imports.parsing import FIELD_SIZE_LIMIT, ColumnPlan, CsvRowError
+from inboxerr.storable import storable
 from subscribers.models import KeyField, SubscriberStatus
 from subscribers.normalize import RecordError, clean_record, normalize_email, normalize_phone
 
@@ -30,6 +31,17 @@ class RowError:
     row: int
     reason: str
     values: dict
+
+
+def row_error(number: int, reason: str, values: dict[str, str]) -> RowError:
+    """A row error that can itself be stored: the reason and the row's names and values may
+    quote what the file held, NUL characters and lone surrogates included, so those become
+    U+FFFD here, and long values are cut."""
+    return RowError(
+        number,
+        storable(reason[:500]),
+        {storable(name): storable(value[:MAX_ERROR_VALUE_CHARS]) for name, value in values.items()},
+    )
 
 
 def error_columns(header: list[str]) -> list[str]:
@@ -69,13 +81,21 @@ class CsvRowCleaner:
 
     def clean(self, number: int, cells: list[str]) -> CleanRow | RowError:
         if isinstance(cells, CsvRowError):
-            return RowError(number, f"cannot be parsed: {cells.reason}", {})
+            return row_error(number, f"cannot be parsed: {cells.reason}", {})
         if len(cells) > self.width:
             return self._error(number, cells, f"has {len(cells)} fields but the header has {self.width}")
         if len(cells) < self.width:
             cells = cells + [""] * (self.width - len(cells))
-        if any(len(cell) > FIELD_SIZE_LIMIT for cell in cells):
+        # The row joined once answers both questions cheaply: no cell is longer than the whole
+        # row, and a NUL (which PostgreSQL refuses in text and jsonb) is looked for in one pass.
+        # Before any other check, whose reason may quote a cell. A lone surrogate cannot occur:
+        # files are decoded strictly (parsing.py).
+        line = "".join(cells)
+        if len(line) > FIELD_SIZE_LIMIT and any(len(cell) > FIELD_SIZE_LIMIT for cell in cells):
             return self._error(number, cells, f"has a field longer than {FIELD_SIZE_LIMIT:,} characters")
+        if "\x00" in line:
+            column = next(i for i, cell in enumerate(cells) if "\x00" in cell)
+            return self._error(number, cells, f"NUL character in column '{self.error_names[column][:100]}'")
         try:
             email = normalize_email(cells[self.email_at]) if self.email_at is not None else ""
             phone = normalize_phone(cells[self.phone_at]) if self.phone_at is not None else ""
@@ -100,7 +120,7 @@ class CsvRowCleaner:
 
     def _error(self, number: int, cells: list[str], reason: str) -> RowError:
         names = self.error_names + [f"extra_{i + 1}" for i in range(self.width, len(cells))]
-        return RowError(number, reason[:500], {name: value[:MAX_ERROR_VALUE_CHARS] for name, value in zip(names, cells)})
+        return row_error(number, reason, dict(zip(names, cells)))
 
 
 class JsonRowCleaner:
@@ -114,12 +134,12 @@ class JsonRowCleaner:
 
     def clean(self, number: int, record: object) -> CleanRow | RowError:
         if isinstance(record, CsvRowError):
-            return RowError(number, record.reason[:500], {})
+            return row_error(number, record.reason, {})
         try:
             clean = clean_record(record, self.key_field)
         except RecordError as exc:
-            values = {str(k): str(v)[:MAX_ERROR_VALUE_CHARS] for k, v in record.items()} if isinstance(record, dict) else {}
-            return RowError(number, str(exc)[:500], values)
+            values = {str(k): str(v) for k, v in record.items()} if isinstance(record, dict) else {}
+            return row_error(number, str(exc), values)
         status = clean.status if isinstance(record, dict) and record.get("status") else ""
         return CleanRow(
             clean.key, clean.email, clean.phone, clean.name, status,

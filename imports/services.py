@@ -24,7 +24,11 @@ from imports.parsing import (
 from imports.rows import CsvRowCleaner
 from imports.writers import seen_table
 from inboxerr.actors import Actor
+from inboxerr.crashes import crashed_reason
 from inboxerr.errors import Conflict, InvalidInput
+from inboxerr.storable import storable
+from inboxerr.webhooks.events import WebhookEvent
+from inboxerr.webhooks.services import event_emit
 from subscribers.models import KeyField, SubscriberList
 from subscribers.services import list_get_or_create
 
@@ -63,7 +67,10 @@ def store_local_file(source: Path) -> StoredFile:
         while block := src.read(1024 * 1024):
             digest.update(block)
             dst.write(block)
-    return StoredFile(target, source.name, digest.hexdigest(), size)
+    # A name that is not UTF-8 on disk arrives with its bytes as lone surrogates, which the
+    # database cannot take: those bytes become U+FFFD in the name the job keeps.
+    filename = source.name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return StoredFile(target, storable(filename), digest.hexdigest(), size)
 
 
 def discard_stored(stored: StoredFile) -> None:
@@ -226,7 +233,12 @@ def import_create_from_records(*, actor: Actor, owner, list_name: str, records: 
     digest, size = hashlib.sha256(), 0
     with open(target, "wb") as handle:
         for record in records:
-            line = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+            try:
+                line = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+            except UnicodeEncodeError:
+                # A lone surrogate has no UTF-8 form: written as a \u escape, the record reaches
+                # the job as it was, and the job reports it as an invalid row naming the field.
+                line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
             digest.update(line)
             size += len(line)
             handle.write(line)
@@ -346,31 +358,69 @@ def imports_cleanup_stuck(*, actor: Actor, jobs: QuerySet[ImportJob]) -> dict:
 
 
 def imports_recover_stuck(*, actor: Actor | None = None, jobs: QuerySet[ImportJob] | None = None) -> list[str]:
-    """Scheduled sweeper: hand jobs whose worker died back to the queue (they resume from their
-    checkpoint); after IMPORT_MAX_AUTO_RETRIES such recoveries a job is failed instead. `jobs`
+    """Scheduled sweeper: a processing job whose worker went silent crashed it (killed, out of
+    memory, restarted). It goes back to the queue and resumes from its checkpoint, or, once it
+    has crashed more than IMPORT_MAX_AUTO_RETRIES times, is failed with the reason. `jobs`
     narrows it to the caller's own jobs when a user asks for it."""
-    actor = actor or Actor.system()
     requeued: list[str] = []
     jobs = ImportJob.objects.all() if jobs is None else jobs
     with transaction.atomic():
         for job in stuck_jobs(jobs.filter(status=ImportStatus.PROCESSING)).select_for_update(skip_locked=True):
-            if job.retry_count >= settings.IMPORT_MAX_AUTO_RETRIES:
-                job.status, job.finished_at = ImportStatus.FAILED, timezone.now()
-                job.error_message = f"The worker stopped {job.retry_count + 1} times; giving up (force-retry to try again)"
-                job.worker_token = ""
-                job.save()
-                verb = "failed after repeated worker loss"
-            else:
-                job.status, job.retry_count, job.worker_token = ImportStatus.PENDING, job.retry_count + 1, ""
-                job.save()
+            job = import_crashed(job=job, error=worker_lost_error(job), actor=actor)
+            if job.status == ImportStatus.PENDING:
                 requeued.append(str(job.pk))
-                transaction.on_commit(lambda pk=job.pk: _enqueue(pk))
-                verb = f"requeued after worker loss (retry {job.retry_count})"
-            audit_record(
-                actor=actor, action="update", entity_type="import_job", entity_id=job.pk, owner_id=job.owner_id,
-                user_action=f"Import into '{job.list_name}' {verb}", after={"status": job.status},
-            )
     return requeued
+
+
+def worker_lost_error(job: ImportJob) -> str:
+    """The last error of a job whose worker died without a word: where it was and when."""
+    where = f" after row {job.checkpoint['row']:,}" if (job.checkpoint or {}).get("row") else ""
+    beat = job.heartbeat_at or job.started_at or job.created_at
+    return (f"the worker stopped{where} without finishing (killed, out of memory or restarted); "
+            f"last heartbeat {beat:%Y-%m-%d %H:%M:%S} UTC")
+
+
+def import_crashed(*, job: ImportJob, error: str, actor: Actor | None = None, requeue: bool = True) -> ImportJob:
+    """Count one crash of a job's run (see inboxerr/crashes.py), the caller holding the job's row
+    lock. With retries left the job goes back to pending and resumes from its checkpoint: queued
+    again, unless `requeue` is off because the calling worker takes it over itself. Past
+    IMPORT_MAX_AUTO_RETRIES it is failed with the reason and keeps its file for a manual retry,
+    which gives it one more run (its crashes still count)."""
+    now = timezone.now()
+    job.crash_count += 1
+    job.worker_token = ""
+    if job.crash_count > settings.IMPORT_MAX_AUTO_RETRIES:
+        job.status, job.finished_at, job.heartbeat_at = ImportStatus.FAILED, now, now
+        job.error_message = crashed_reason(crashes=job.crash_count, doing="processing this import", last_error=error)
+        verb = f"failed: its worker crashed {job.crash_count} times"
+    else:
+        job.status, job.retry_count = ImportStatus.PENDING, job.retry_count + 1
+        job.error_message = (f"Worker crashed ({job.crash_count} of {settings.IMPORT_MAX_AUTO_RETRIES + 1} "
+                             f"crashes allowed); resuming from the checkpoint. Last error: {error}")
+        verb = f"requeued after its worker crashed (retry {job.retry_count})"
+    job.save()
+    audit_record(
+        actor=actor or Actor.system(), action="update", entity_type="import_job", entity_id=job.pk,
+        owner_id=job.owner_id, user_action=f"Import into '{job.list_name}' {verb}",
+        after={"status": job.status, "crash_count": job.crash_count, "error": error},
+    )
+    if job.status == ImportStatus.FAILED:
+        import_event_emit(job=job)
+    elif requeue:
+        transaction.on_commit(lambda pk=job.pk: _enqueue(pk))
+    return job
+
+
+def import_event_emit(*, job: ImportJob) -> None:
+    """The webhook event of a job that ended (import.completed or import.failed), written in the
+    caller's transaction."""
+    event_emit(
+        event=WebhookEvent.IMPORT_FAILED if job.status == ImportStatus.FAILED else WebhookEvent.IMPORT_COMPLETED,
+        owner_id=job.owner_id,
+        payload={"import_id": str(job.pk), "list_name": job.list_name, "status": job.status,
+                 "processed_rows": job.processed_rows, "created": job.created, "updated": job.updated,
+                 "duplicates": job.duplicates, "invalid": job.invalid, "error": job.error_message},
+    )
 
 
 def import_files_sweep(*, now=None) -> int:

@@ -25,10 +25,14 @@ def safe_cell(value: object) -> object:
 
 
 class SafeExportMixin:
-    """For django-import-export resources: each exported cell through safe_cell."""
+    """For django-import-export resources: each exported cell through safe_cell, the header
+    row's included (a column name may come from data, as a list's field keys do)."""
 
     def export_field(self, field, instance, **kwargs):
         return safe_cell(super().export_field(field, instance, **kwargs))
+
+    def get_export_headers(self, *args, **kwargs):
+        return [safe_cell(header) for header in super().get_export_headers(*args, **kwargs)]
 
 
 class _Echo:

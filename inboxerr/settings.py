@@ -262,7 +262,7 @@ IMPORT_DIR = Path(env.str("IMPORT_DIR", default=str(BASE_DIR / "var" / "imports"
 IMPORT_CHUNK_ROWS = _env_positive_int("IMPORT_CHUNK_ROWS", 20_000)
 # A processing job whose heartbeat is older than this is stuck: the sweeper hands it to another worker.
 IMPORT_STUCK_AFTER_SECONDS = _env_positive_int("IMPORT_STUCK_AFTER_SECONDS", 300)
-# How often the sweeper resumes a stuck job before marking it failed.
+# How often a job whose run crashed (worker died, or the run raised) is resumed before it is failed.
 IMPORT_MAX_AUTO_RETRIES = _env("IMPORT_MAX_AUTO_RETRIES", env.int, 3)
 
 # --- Dispatch ------------------------------------------------------------------------------------

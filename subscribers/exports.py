@@ -1,4 +1,5 @@
-"""CSV export of a list: dynamic columns, a server-side cursor, formula-injection-safe cells."""
+"""CSV export of a list: dynamic columns, a server-side cursor, formula-injection-safe cells
+(header cells too: the field keys that name the columns came from imports and API callers)."""
 
 from collections.abc import Iterator
 
@@ -9,9 +10,11 @@ from subscribers.models import Subscriber, SubscriberList
 from subscribers.selectors import list_field_keys
 
 BASE_COLUMNS = ("email", "phone", "name", "status", "created_at", "updated_at")
+
+
 def export_rows(subscriber_list: SubscriberList) -> Iterator[list]:
     standard, custom = list_field_keys(subscriber_list)
-    yield [*BASE_COLUMNS, *standard, *custom]
+    yield [*BASE_COLUMNS, *map(safe_cell, standard), *map(safe_cell, custom)]
     rows = (
         Subscriber.objects.filter(list=subscriber_list)
         .order_by("id")

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator
 
+from inboxerr.storable import storable, unstorable_reason
 from subscribers.models import KeyField, SubscriberStatus
 
 # Fields that have a meaning of their own in Inboxerr; anything else is a custom field.
@@ -113,6 +114,7 @@ def clean_record(record: dict, key_field: str) -> CleanRecord:
     """
     if not isinstance(record, dict):
         raise RecordError("record", "must be a JSON object")
+    _refuse_unstorable(record)
     email = normalize_email(record.get("email"))
     phone = normalize_phone(record.get("phone"))
     key = email if key_field == KeyField.EMAIL else phone
@@ -139,6 +141,22 @@ def clean_record(record: dict, key_field: str) -> CleanRecord:
         standard_fields=standard,
         custom_fields=custom,
     )
+
+
+def _refuse_unstorable(record: dict) -> None:
+    """Names the first field whose name or text PostgreSQL cannot store. Checked before
+    anything else, as other reasons quote the value. The API's parser refuses such text for its
+    own requests; records read from a file (the background upload's job) meet only this check."""
+    for name, value in record.items():
+        if isinstance(value, dict) and name in ("standard_fields", "custom_fields"):
+            pairs = [(f"{name}.{storable(str(k))}", k, v) for k, v in value.items()]
+        else:
+            pairs = [(storable(str(name)), name, value)]
+        for field_name, key, item in pairs:
+            if isinstance(key, str) and (reason := unstorable_reason(key)):
+                raise RecordError(field_name, f"the field name contains {reason}, which cannot be stored")
+            if isinstance(item, str) and (reason := unstorable_reason(item)):
+                raise RecordError(field_name, f"contains {reason}, which cannot be stored")
 
 
 def _json_object(value: object, field_name: str) -> dict:

@@ -15,6 +15,7 @@ from audit.services import audit_record
 from imports.models import ACTIVE_IMPORT_STATUSES, ImportJob, ImportStatus
 from inboxerr.actors import Actor
 from inboxerr.errors import Conflict, InvalidInput
+from inboxerr.storable import unstorable_reason
 from subscribers.models import (
     SUPPRESSING_STATUSES,
     Channel,
@@ -62,6 +63,9 @@ def _validate_list_fields(name: str, key_field: str) -> str:
         raise InvalidInput("name: is longer than 200 characters", field="name")
     if "/" in name:
         raise InvalidInput("name: must not contain '/' (list names are used in URLs)", field="name")
+    if reason := unstorable_reason(name):
+        # The API and the admin refuse it before; a command-line argument arrives unchecked.
+        raise InvalidInput(f"name: contains {reason}, which cannot be stored", field="name")
     if key_field not in KeyField.values:
         raise InvalidInput(f"key_field: must be one of {', '.join(KeyField.values)}", field="key_field")
     return name

@@ -30,7 +30,7 @@ class ImportJobSerializer(serializers.ModelSerializer):
             "import_id", "id", "list_name", "source", "filename", "sha256", "size_bytes", "status", "stored_status",
             "total_rows", "processed_rows", "created", "updated", "unchanged", "duplicates", "invalid", "progress",
             "rows_per_second", "eta_seconds", "heartbeat_at", "started_at", "finished_at", "error_message",
-            "retry_count", "checkpoint", "stats", "created_at", "updated_at",
+            "retry_count", "crash_count", "checkpoint", "stats", "created_at", "updated_at",
         ]
         read_only_fields = fields
 

@@ -7,8 +7,10 @@ import io
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
 from django.utils import timezone
 from django_q.models import OrmQ
 
@@ -67,6 +69,13 @@ def queued_job_ids() -> list[str]:
     return ids
 
 
+def queued_runs(job: ImportJob, *, waiting: bool = False) -> int:
+    """Runs of the job in the broker; with `waiting`, only those not yet handed out (a killed
+    worker's task stays there, locked)."""
+    tasks = OrmQ.objects.filter(lock__lte=timezone.now()) if waiting else OrmQ.objects.all()
+    return sum(1 for q in tasks if q.task["func"] == "imports.tasks.run_import" and q.task["args"][0] == str(job.pk))
+
+
 def pending_job(owner, tmp_path, content: str = "email,name\na@x.io,Ann\nb@x.io,Bo\n", *, name: str = "p.csv",
                 list_name: str = "News", **options) -> ImportJob:
     return import_file(owner, write(tmp_path, content, name), list_name=list_name, **options)
@@ -94,3 +103,22 @@ def read_csv(response) -> list[list[str]]:
     assert raw.startswith(b"\xef\xbb\xbf"), raw[:20]
     body = raw[3:].decode()
     return list(csv.reader(io.StringIO(body)))
+
+
+def poison_file(path: Path) -> Path:
+    """250 rows; row 151 (in the second chunk of 100) is the one that crashes the worker."""
+    rows = [f"user{i}@example.com,Name {i}" for i in range(250)]
+    rows[149] = "poison@example.com,Poison"
+    path.write_text("email,name\n" + "\n".join(rows) + "\n")
+    return path
+
+
+@pytest.fixture
+def refuse_poison():
+    """A constraint the database enforces on new rows (as a DBA's constraint or trigger would),
+    refusing the poison row's name: the chunk holding it fails with an IntegrityError."""
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE subscribers_subscriber ADD CONSTRAINT no_poison CHECK (name <> 'Poison') NOT VALID")
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE subscribers_subscriber DROP CONSTRAINT no_poison")

@@ -98,8 +98,10 @@ def test_upload_page_shows_the_size_limit(owner_client, news, settings):
         (b"", "people.csv", "The file is empty"),
         (b"email,name\r\n", "people.csv", "The file has a header but no data rows"),
         (b'[{"email": "a@x.io"}]', "people.csv", "This file is JSON, not CSV"),
+        (b"email,fi\x00rst\n" + b"".join(b"p%d@x.io,P\n" % i for i in range(20)), "people.csv",
+         "The header row has a NUL character in column 2"),
     ],
-    ids=["png", "xlsx", "empty", "header-only", "json"],
+    ids=["png", "xlsx", "empty", "header-only", "json", "nul-in-header"],
 )
 def test_bad_file_is_refused_on_the_form_with_nothing_stored(owner_client, news, content, name, message):
     response = _upload(owner_client, news, content, name)
@@ -225,6 +227,19 @@ def test_the_whole_wizard_imports_with_the_changed_mapping(owner_client, news):
     assert (subscriber.email, subscriber.name, subscriber.custom_fields) == ("a@x.io", "Ann", {})
     assert owner_client.get(response["Location"]).status_code == 200
     assert owner_client.get(url).status_code == 302  # the upload is used up
+
+
+def test_a_row_with_a_nul_previews_and_imports_as_an_invalid_row(owner_client, news):
+    rows = b"".join(b"p%d@x.io,P%d\n" % (i, i) for i in range(20))
+    url = _to_preview(owner_client, news, b"email,name\nann@x.io,An\x00n\n" + rows)
+    assert owner_client.get(url).status_code == 200
+    _post(owner_client, url, {"col_0": "email", "col_1": "name"})
+    _post(owner_client, f"{url}options/", {"update_existing": "on"})
+
+    job = run_now(ImportJob.objects.get())
+
+    assert (job.status, job.created, job.invalid) == ("partially_completed", 20, 1)
+    assert job.row_errors.get().reason == "NUL character in column 'name'"
 
 
 def test_a_file_without_a_key_column_is_warned_and_cannot_go_on_until_one_is_mapped(owner_client, news):

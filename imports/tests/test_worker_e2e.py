@@ -1,6 +1,7 @@
 """End to end with a real django-q2 worker process: an upload queued by the service is imported
 by `manage.py qcluster`; a worker killed with SIGKILL mid-import is recovered from its
-checkpoint with exact final counts."""
+checkpoint with exact final counts; rows with text the database cannot store are reported, not
+fatal to the worker."""
 
 from datetime import timedelta
 from pathlib import Path
@@ -10,7 +11,9 @@ from django.utils import timezone
 
 from imports import services
 from imports.models import ImportJob, ImportStatus
+from imports.models import ImportRowError
 from imports.tests.helpers import import_file
+from inboxerr.actors import Actor
 from inboxerr.tests.processes import kill_group, start_qcluster, wait_for
 from subscribers.models import Subscriber, SubscriberList
 
@@ -92,3 +95,35 @@ def test_worker_killed_mid_import_resumes_from_its_checkpoint_with_exact_counts(
     assert Subscriber.objects.filter(list__name="News").count() == unique
     assert SubscriberList.objects.get(name="News").subscriber_count == unique
     assert done.row_errors.count() == invalid
+
+
+def test_the_worker_reports_rows_the_database_cannot_store_and_finishes_the_job(owner, tmp_path, start_worker):
+    """Before, such a row failed the chunk's COPY: the job stayed `processing`, was handed out
+    again and failed again. Now the real worker finishes both jobs with the rows reported."""
+    lines = ["email,first_name,plan"] + [f"user{i}@example.com,Name {i},plan{i % 3}" for i in range(4000)]
+    lines[10] = "early@x.io,Ea\x00rly,pro"
+    lines[3900] = "late@x.io,Late,pl\x00an"  # far past the head of the file that is sniffed
+    (tmp_path / "nul.csv").write_text("\n".join(lines) + "\n")
+    csv_job = import_file(owner, tmp_path / "nul.csv")
+    records = [{"email": "ann@x.io", "first_name": "An\x00n"}, {"email": "bo@x.io", "plan": "gold\ud800"},
+               {"email": "cy@x.io", "first_name": "Cy"}]
+    json_job = services.import_create_from_records(actor=Actor(user=owner, source="api"), owner=owner,
+                                                   list_name="Other", records=records)
+    start_worker(IMPORT_CHUNK_ROWS="1000")
+
+    finished = [ImportStatus.PARTIALLY_COMPLETED, ImportStatus.COMPLETED, ImportStatus.FAILED]
+    for job in (csv_job, json_job):
+        wait_for(lambda: ImportJob.objects.filter(pk=job.pk, status__in=finished).exists(), what="the import to finish")
+    csv_job.refresh_from_db()
+    json_job.refresh_from_db()
+
+    assert (csv_job.status, csv_job.created, csv_job.invalid) == (ImportStatus.PARTIALLY_COMPLETED, 3998, 2)
+    assert list(ImportRowError.objects.filter(job=csv_job).values_list("row", "reason")) == [
+        (11, "NUL character in column 'first_name'"), (3901, "NUL character in column 'plan'"),
+    ]
+    assert (json_job.status, json_job.created, json_job.invalid) == (ImportStatus.PARTIALLY_COMPLETED, 1, 2)
+    assert list(ImportRowError.objects.filter(job=json_job).values_list("row", "reason")) == [
+        (1, "first_name: contains a NUL character, which cannot be stored"),
+        (2, "plan: contains a lone surrogate (invalid Unicode), which cannot be stored"),
+    ]
+    assert csv_job.retry_count == json_job.retry_count == 0

@@ -8,10 +8,12 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from audit.services import audit_record
 from inboxerr.actors import Actor
+from inboxerr.crashes import crashed_reason
 from inboxerr.errors import Conflict, InvalidInput
 from inboxerr.webhooks import signing, transport
 from inboxerr.webhooks.events import WebhookEvent
@@ -205,12 +207,14 @@ def deliveries_due(*, limit: int = 1000) -> list[int]:
 
 def _claim(delivery_id: int) -> bool:
     """Take the delivery for this worker: push its next attempt past the send timeout, checking
-    the row count, so two workers (or the sweeper and the on-commit task) never both send it."""
+    the row count, so two workers (or the sweeper and the on-commit task) never both send it.
+    The attempt counts from here: one whose worker dies records nothing, yet still uses one of
+    the attempts the retry schedule allows (inboxerr/crashes.py)."""
     now = timezone.now()
     lease = now + timedelta(seconds=settings.WEBHOOK_TIMEOUT_SECONDS + 60)
     return bool(
         WebhookDelivery.objects.filter(pk=delivery_id, status=Status.PENDING, next_attempt_at__lte=now)
-        .update(next_attempt_at=lease)
+        .update(next_attempt_at=lease, attempts=F("attempts") + 1)
     )
 
 
@@ -246,6 +250,16 @@ def delivery_attempt(delivery_id: int) -> WebhookDelivery | None:
     if not endpoint.is_active:
         _failed(delivery, error="Endpoint disabled", final=True)
         return delivery
+    allowed = len(settings.WEBHOOK_RETRY_SCHEDULE_SECONDS) + 1
+    if delivery.attempts > allowed:
+        # A recorded failure past the last retry fails the delivery, so a pending one with every
+        # attempt taken had runs whose worker died: park it rather than send it again. This
+        # claim sent nothing and is not an attempt.
+        delivery.attempts -= 1
+        reason = crashed_reason(doing=f"delivering this webhook, with all {allowed} attempts used",
+                                last_error=delivery.last_error)
+        _failed(delivery, error=reason, final=True)
+        return delivery
     body, headers = _request(delivery)
     try:
         response = transport.post(url=endpoint.url, body=body, headers=headers, timeout=settings.WEBHOOK_TIMEOUT_SECONDS)
@@ -269,16 +283,15 @@ def delivery_attempt(delivery_id: int) -> WebhookDelivery | None:
 def _delivered(delivery: WebhookDelivery) -> None:
     now = timezone.now()
     delivery.status, delivery.delivered_at, delivery.next_attempt_at, delivery.last_error = Status.DELIVERED, now, None, ""
-    delivery.attempts += 1
-    delivery.save()
+    delivery.save()  # the attempt was counted by _claim
     counter_add("webhook_deliveries", outcome="delivered")
     WebhookEndpoint.objects.filter(pk=delivery.endpoint_id).exclude(failing_since=None).update(failing_since=None)
 
 
 def _failed(delivery: WebhookDelivery, *, error: str, final: bool = False) -> None:
+    """Record a failed attempt (counted by _claim) and when the next one is due, or the end."""
     now = timezone.now()
     schedule = settings.WEBHOOK_RETRY_SCHEDULE_SECONDS
-    delivery.attempts += 1
     delivery.last_error = error[:500]
     if final or delivery.attempts > len(schedule):
         delivery.status, delivery.next_attempt_at = Status.FAILED, None
