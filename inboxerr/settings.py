@@ -176,6 +176,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_q",
     "import_export",
+    "axes",
     "csp",
     "inboxerr",
     "audit",
@@ -197,6 +198,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 # Content-Security-Policy on every response (django-csp): scripts, styles, images and connections
@@ -308,16 +311,63 @@ REST_KNOX = {
 
 LOGIN_URL = "admin:login"
 
+# Login lockout (django-axes): AXES_FAILURE_LIMIT wrong passwords for one username from one address
+# lock that pair out for AXES_COOLOFF_MINUTES; `manage.py axes_reset` lifts every lockout at once.
+# Attempts are rows in the database, so every web process sees the same count.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = _env_positive_int("AXES_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = timedelta(minutes=_env_positive_int("AXES_COOLOFF_MINUTES", 15))
+# Username and address together: a guesser elsewhere cannot lock a colleague out of their account.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "admin/lockout.html"
+AXES_LOCKOUT_CALLABLE = "inboxerr.lockout.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "inboxerr.throttling.client_ip"
+# Keep the console's "Access attempts" to failures; a row per successful login adds nothing there.
+AXES_DISABLE_ACCESS_LOG = True
+
 # --- REST API ------------------------------------------------------------------------------------
 
 API_MAX_PAGE_SIZE = _env_positive_int("API_MAX_PAGE_SIZE", 200)
 
+
+def _env_rate(name: str, default: str) -> str:
+    # DRF's own format, checked at start rather than at the first request: "6000/min", "20/s".
+    value = env.str(name, default=default).strip()
+    number, _, period = value.partition("/")
+    if not (number.isdigit() and int(number) > 0 and period[:1] in ("s", "m", "h", "d")):
+        raise ImproperlyConfigured(
+            f"Invalid value for environment variable {name}: {value!r} is not a rate like 6000/min, 100/s, 1000/hour"
+        )
+    return value
+
+
+# Requests per API token or logged-in user. Bulk work comes in few large calls (10,000 subscribers,
+# 100,000 batch items, a whole CSV per request), so this only stops a runaway loop: 100 calls a
+# second is more than a sequential script makes, and paging a million-row list (200 a page) still
+# runs at full speed.
+API_THROTTLE_USER = _env_rate("API_THROTTLE_USER", "6000/min")
+# Requests per client address without valid credentials: the open routes (the schema) and every
+# failed authentication (a wrong or expired token). Once over it, the address's calls with a token
+# are refused too until the window frees up, so guessing tokens gets nowhere.
+API_THROTTLE_ANON = _env_rate("API_THROTTLE_ANON", "60/min")
+
 REST_FRAMEWORK = {
     # Token first: its WWW-Authenticate header is what turns an anonymous call into a 401.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "knox.auth.TokenAuthentication",
+        "inboxerr.throttling.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
+    # The rates are read from API_THROTTLE_* at each request (inboxerr/throttling.py); the counts
+    # live in the default cache (Redis with REDIS_URL, shared by every process).
+    "DEFAULT_THROTTLE_CLASSES": [
+        "inboxerr.throttling.UserRateThrottle",
+        "inboxerr.throttling.AnonRateThrottle",
+    ],
+    "NUM_PROXIES": NUM_PROXIES,
     "DEFAULT_PERMISSION_CLASSES": ["inboxerr.permissions.HasModelPermissions"],
     # Strict JSON (duplicate keys, NaN, deep nesting, NUL and lone surrogates are a 400 naming the
     # value, not a 500 from the database); forms and uploads as usual.
@@ -343,6 +393,11 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     # Self-hosted: the Swagger UI assets ship with the app instead of coming from a CDN.
+    # The enum names (drf-spectacular's own hook), then the 429 of every throttled operation.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "inboxerr.throttling.document_throttling",
+    ],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
@@ -485,7 +540,11 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO").upper()},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # django-axes writes four INFO lines per login; failed logins and lockouts are WARNINGs.
+        "axes": {"level": "WARNING"},
+    },
 }
 
 # --- Webhooks ------------------------------------------------------------------------------------

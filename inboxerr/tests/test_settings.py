@@ -29,11 +29,14 @@ def _start_with(**overrides: str) -> subprocess.CompletedProcess:
         ("IMPORT_MAX_BYTES", "-5"),
         ("DATABASE_URL", "nosuchdb://x"),
         ("API_TOKEN_TTL_DAYS", "soon"),
+        ("API_THROTTLE_USER", "lots"),
+        ("API_THROTTLE_ANON", "10/fortnight"),
         ("METRICS_ALLOWED_IPS", "127.0.0.1,localhost"),
         ("SECURE_PROXY_SSL_HEADER", "X-Forwarded Proto"),
         ("SECURE_HSTS_SECONDS", "-1"),
         ("NUM_PROXIES", "-1"),
         ("SITE_URL", "inboxerr.example.com"),
+        ("AXES_FAILURE_LIMIT", "0"),
     ],
 )
 def test_invalid_value_fails_at_start_naming_the_variable(name, value):
@@ -155,20 +158,20 @@ def test_a_strong_key_starts_a_server_with_debug_off():
 
 
 def test_empty_values_mean_the_default_for_every_variable():
-    empty = ["IMPORT_DIR", "Q_WORKERS", "ALLOWED_HOSTS", "METRICS_ALLOWED_IPS", "NUM_PROXIES",
-             "SECURE_HSTS_SECONDS", "SITE_URL", "EMAIL_URL", "DATABASE_CONN_MAX_AGE"]
+    empty = ["IMPORT_DIR", "Q_WORKERS", "ALLOWED_HOSTS", "API_THROTTLE_USER", "METRICS_ALLOWED_IPS", "NUM_PROXIES",
+             "SECURE_HSTS_SECONDS", "AXES_FAILURE_LIMIT", "SITE_URL", "EMAIL_URL", "DATABASE_CONN_MAX_AGE"]
     result = subprocess.run(
         [sys.executable, "-c",
          "import django; django.setup(); from django.conf import settings as s; "
          "print(s.IMPORT_DIR == s.BASE_DIR / 'var' / 'imports', s.Q_CLUSTER['workers'], s.ALLOWED_HOSTS, "
-         "s.METRICS_ALLOWED_IPS, s.NUM_PROXIES, s.SECURE_HSTS_SECONDS, "
+         "s.API_THROTTLE_USER, s.METRICS_ALLOWED_IPS, s.NUM_PROXIES, s.SECURE_HSTS_SECONDS, s.AXES_FAILURE_LIMIT, "
          "s.SITE_URL, s.EMAIL_BACKEND, sep='|')"],
         cwd=ROOT, env={**os.environ, **{name: "" for name in empty}, "DJANGO_SETTINGS_MODULE": "inboxerr.settings"},
         capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().split("|") == [
-        "True", "2", "['localhost', '127.0.0.1', '[::1]']", "['127.0.0.1', '::1']", "0", "0",
+        "True", "2", "['localhost', '127.0.0.1', '[::1]']", "6000/min", "['127.0.0.1', '::1']", "0", "0", "10",
         "http://127.0.0.1:8000", "django.core.mail.backends.console.EmailBackend",
     ]
 
@@ -251,5 +254,5 @@ def test_every_variable_the_settings_read_is_in_the_example_configuration():
 
     read = set(re.findall(r'(?:env\.\w+|_env\w*)\(\s*"([A-Z][A-Z0-9_]+)"', (ROOT / "inboxerr" / "settings.py").read_text()))
     example = (ROOT / ".env.example").read_text()
-    assert {"SECURE_PROXY_SSL_HEADER", "NUM_PROXIES", "METRICS_ALLOWED_IPS"} <= read
+    assert {"SECURE_PROXY_SSL_HEADER", "API_THROTTLE_ANON", "AXES_FAILURE_LIMIT"} <= read
     assert sorted(name for name in read if not re.search(rf"^(# )?{name}=", example, re.M)) == []
