@@ -2,6 +2,7 @@
 outsider and anonymous caller."""
 
 import pytest
+from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from inboxerr.accounts import roles_ensure
@@ -12,6 +13,17 @@ from inboxerr.tests.factories import UserFactory
 def fast_password_hashing(settings):
     # Tests create many users; the production hasher would spend most of the suite's time.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def generous_api_throttles(settings):
+    """Many tests call the API in loops from one address: rates no test reaches, and every test
+    starts with empty throttle logs. Tests of the throttles themselves set low rates."""
+    settings.API_THROTTLE_USER = "100000/min"
+    settings.API_THROTTLE_ANON = "100000/min"
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture

@@ -71,7 +71,7 @@ def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
 
 
 def env(**extra: str) -> dict:
-    e = {**os.environ, "DATABASE_URL": DB_URL, "SECRET_KEY": "bench", "PYTHONUNBUFFERED": "1", "DEBUG": "false",
+    e = {**os.environ, "DATABASE_URL": DB_URL, "SECRET_KEY": "bench-only-secret-key-not-for-production-use-0123456789", "PYTHONUNBUFFERED": "1", "DEBUG": "false",
          **extra}
     e.pop("REDIS_URL", None)
     return e

@@ -89,7 +89,7 @@ def smtp_baseline(port: int, count: int) -> float:
 
 
 def worker_env(**extra: str) -> dict:
-    env = {**os.environ, "DATABASE_URL": DB_URL, "SECRET_KEY": "bench", "PYTHONUNBUFFERED": "1", "DEBUG": "false", **extra}
+    env = {**os.environ, "DATABASE_URL": DB_URL, "SECRET_KEY": "bench-only-secret-key-not-for-production-use-0123456789", "PYTHONUNBUFFERED": "1", "DEBUG": "false", **extra}
     env.pop("REDIS_URL", None)
     return env
 

@@ -78,7 +78,7 @@ def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
 
 
 def env() -> dict:
-    e = {**os.environ, "DATABASE_URL": DB_URL, "SECRET_KEY": "bench", "IMPORT_DIR": str(DATA / "uploads"),
+    e = {**os.environ, "DATABASE_URL": DB_URL, "SECRET_KEY": "bench-only-secret-key-not-for-production-use-0123456789", "IMPORT_DIR": str(DATA / "uploads"),
          "Q_WORKERS": "1", "PYTHONUNBUFFERED": "1", "DEBUG": "false"}
     e.pop("REDIS_URL", None)
     return e

@@ -82,7 +82,7 @@ class MessageTemplateAdmin(OwnedAdmin):
         compiled = compile_parts(subject=template.subject, body_text=template.body_text, body_html=template.body_html)
         subject, text, _ = compiled.render(recipient_context(name="Sample Person", email="sample@example.com", variables=sample))
         # render() marks its output safe; here it is untrusted text to show, not HTML to run.
-        return format_html("<strong>{}</strong><pre style='white-space:pre-wrap'>{}</pre>", escape(subject), escape(text))
+        return format_html("<strong>{}</strong><pre class='wrapped'>{}</pre>", escape(subject), escape(text))
 
     def save_model(self, request: HttpRequest, obj: MessageTemplate, form: forms.ModelForm, change: bool) -> None:
         data = {name: form.cleaned_data.get(name) for name in services.TEMPLATE_FIELDS}

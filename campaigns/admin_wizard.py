@@ -12,6 +12,8 @@ draft in the change list."""
 
 from collections.abc import Callable, Iterable
 
+from csp.constants import UNSAFE_INLINE
+from csp.decorators import csp_update
 from django import forms
 from django.conf import settings
 from django.contrib import messages
@@ -245,6 +247,10 @@ def content_step(request: HttpRequest, model_admin) -> HttpResponse:
 # --- Steps 4-6 on the draft ----------------------------------------------------------------------
 
 
+# The HTML preview shows the email as a mail client would, in a sandboxed frame where no script
+# runs; the frame inherits this page's Content-Security-Policy, so the page lets the email's inline
+# styles and its images on other sites through.
+@csp_update({"style-src": [UNSAFE_INLINE], "img-src": ["https:"]})
 def dry_run_step(request: HttpRequest, model_admin, object_id: str) -> HttpResponse:
     _require(request, "view")
     campaign = _campaign(request, object_id)

@@ -1,12 +1,16 @@
 """Admin for API tokens: the add form issues a token and shows it once (only its digest is
-stored), replacing knox's admin, which cannot issue one."""
+stored), replacing knox's admin, which cannot issue one. Also the console's page of failed login
+attempts and lockouts (django-axes)."""
 
+from axes import admin as axes_admin
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
+from django.utils import timezone
 from knox.models import AuthToken
 
 from inboxerr.accounts import api_token_create
@@ -20,6 +24,23 @@ admin.site.index_title = "Operations console"
 
 if admin.site.is_registered(AuthToken):
     admin.site.unregister(AuthToken)
+
+# django-axes: its access attempts (failed logins, lockouts; deleting one lifts its lockout) stay
+# in the console. Successful logins and failure logs are not recorded here (AXES_DISABLE_ACCESS_LOG),
+# so their pages would always be empty.
+for _axes_model in (AccessLog, AccessFailureLog, AccessAttempt):
+    if admin.site.is_registered(_axes_model):
+        admin.site.unregister(_axes_model)
+
+
+@admin.register(AccessAttempt)
+class AccessAttemptAdmin(axes_admin.AccessAttemptAdmin):
+    @admin.action(description="Clean up expired attempts")
+    def cleanup_expired_attempts(self, request: HttpRequest, queryset) -> None:
+        # django-axes measures expiry from the time it stamps on a login request; a console request
+        # carries none, and its own action fails with a 500 without it.
+        request.axes_attempt_time = timezone.now()
+        super().cleanup_expired_attempts(request, queryset)
 
 
 class TokenCreateForm(forms.ModelForm):

@@ -1,6 +1,7 @@
 """Key/value editing of a JSON object in the admin: one row of two inputs per key, plus an empty
 row for a new key, instead of a raw JSON text box. It works without JavaScript (save to get a new
-empty row); a few lines of script add rows in place."""
+empty row); a few lines of script (inboxerr/static/inboxerr/key_value.js, a file: the
+Content-Security-Policy runs no inline handler) add rows in place."""
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -10,14 +11,6 @@ from inboxerr.admin_tools import unstorable_text
 
 KEY_MAX_LENGTH = 100
 VALUE_MAX_LENGTH = 5_000
-
-# Clones the last row of the table it sits under, emptied and without the label's id.
-_ADD_ROW_SCRIPT = (
-    "var t=this.previousElementSibling,r=t.rows[t.rows.length-1].cloneNode(true);"
-    "r.querySelectorAll('input').forEach(function(i){i.value='';i.removeAttribute('id');});"
-    "t.tBodies[0].appendChild(r);return false;"
-)
-
 
 def _display(value: object) -> str:
     if value is None:
@@ -29,6 +22,9 @@ def _display(value: object) -> str:
 
 class KeyValueWidget(forms.Widget):
     """Posts `<name>_key` and `<name>_value` once per row; rows pair up by position."""
+
+    class Media:
+        js = ["inboxerr/key_value.js"]
 
     def value_from_datadict(self, data, files, name: str) -> list[tuple[str, str]]:
         keys, values = data.getlist(f"{name}_key"), data.getlist(f"{name}_value")
@@ -57,9 +53,9 @@ class KeyValueWidget(forms.Widget):
         return format_html(
             '<div class="key-value"><table><thead><tr><th>key</th><th>value</th></tr></thead>'
             "<tbody>{}</tbody></table>"
-            '<a href="#" class="key-value-add" onclick="{}">Add a row</a>'
+            '<a href="#" class="key-value-add">Add a row</a>'
             '<p class="help">Empty a row (key and value) to remove it.</p></div>',
-            body, _ADD_ROW_SCRIPT,
+            body,
         )
 
 

@@ -9,11 +9,13 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from inboxerr.errors import ServiceError
+from inboxerr.throttling import throttle_failed_authentication
 
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, ServiceError):
         return Response(exc.as_dict(), status=exc.status_code)
+    exc = throttle_failed_authentication(exc, context.get("request"))
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

@@ -3,6 +3,7 @@
 tables at scrape time. prometheus_client renders the text format."""
 
 import hmac
+import ipaddress
 
 from django.conf import settings
 from django.db import connection
@@ -113,7 +114,12 @@ def _allowed(request: HttpRequest) -> bool:
         # Constant time: the compare must not tell a caller how much of a guess was right.
         given = request.headers.get("Authorization", "").encode()
         return hmac.compare_digest(given, f"Bearer {settings.METRICS_TOKEN}".encode())
-    return request.META.get("REMOTE_ADDR") in settings.METRICS_ALLOWED_IPS
+    # REMOTE_ADDR, never X-Forwarded-For: a header the caller writes cannot vouch for the caller.
+    try:
+        caller = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
+    except ValueError:
+        return False
+    return any(caller in ipaddress.ip_network(allowed.strip(), strict=False) for allowed in settings.METRICS_ALLOWED_IPS)
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:

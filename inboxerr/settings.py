@@ -5,18 +5,48 @@ development only by environment variables. A value that cannot be parsed stops t
 start with a message naming the variable, rather than running with a surprise.
 """
 
+import ipaddress
 import logging
+import os
 import warnings
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
 
 import environ
+from csp.constants import NONE, SELF
+from django.core.checks.security.base import (
+    SECRET_KEY_INSECURE_PREFIX,
+    SECRET_KEY_MIN_LENGTH,
+    SECRET_KEY_MIN_UNIQUE_CHARACTERS,
+)
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+
+class _SetVariables(Mapping):
+    """The environment without its empty values. `.env.example` lists every variable as NAME= for
+    the operator to fill in; a copy of it must mean "the defaults", not "an empty path, an empty
+    host list, a number that does not parse"."""
+
+    def __getitem__(self, name: str) -> str:
+        value = os.environ[name]
+        if not value.strip():
+            raise KeyError(name)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name, value in os.environ.items() if value.strip())
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+env = environ.Env()
+env.ENVIRON = _SetVariables()
 
 logger = logging.getLogger("inboxerr.settings")
 
@@ -54,20 +84,82 @@ def _env_positive_int(name: str, default: int) -> int:
 
 DEBUG = _env_bool("DEBUG", False)
 # The key signs sessions, CSRF tokens and one-click unsubscribe links: a key anyone can read in this
-# file would let anyone forge them, so only a development server (DEBUG) may run without one. An
-# empty value (SECRET_KEY= as in .env.example) counts as unset.
+# file would let anyone forge them, so only a development server (DEBUG) may run without one, and
+# a server with DEBUG off refuses a key that Django's own deploy check (W009) calls weak.
 _DEV_SECRET_KEY = "inboxerr-dev-only-insecure-key-do-not-use-in-production"
+_NEW_KEY_HINT = "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
 SECRET_KEY = env.str("SECRET_KEY", default="").strip()
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(
-            "SECRET_KEY is not set: set the environment variable SECRET_KEY to a long random value "
-            "(python -c 'import secrets; print(secrets.token_urlsafe(50))'), or DEBUG=true for development"
+            f"SECRET_KEY is not set: set the environment variable SECRET_KEY to a long random value "
+            f"({_NEW_KEY_HINT}), or DEBUG=true for development"
         )
     SECRET_KEY = _DEV_SECRET_KEY
     warnings.warn("SECRET_KEY is not set: using the development key (DEBUG is on).", stacklevel=1)
+elif not DEBUG:
+    if SECRET_KEY == _DEV_SECRET_KEY:
+        raise ImproperlyConfigured(
+            f"SECRET_KEY is the development key written in inboxerr/settings.py, which anyone can read: "
+            f"set a long random value ({_NEW_KEY_HINT})"
+        )
+    if (len(SECRET_KEY) < SECRET_KEY_MIN_LENGTH or len(set(SECRET_KEY)) < SECRET_KEY_MIN_UNIQUE_CHARACTERS
+            or SECRET_KEY.startswith(SECRET_KEY_INSECURE_PREFIX)):
+        raise ImproperlyConfigured(
+            f"SECRET_KEY is too weak for a server with DEBUG off: it needs at least {SECRET_KEY_MIN_LENGTH} "
+            f"characters, at least {SECRET_KEY_MIN_UNIQUE_CHARACTERS} different ones, and not the "
+            f"'{SECRET_KEY_INSECURE_PREFIX}' prefix of a generated development key ({_NEW_KEY_HINT})"
+        )
 ALLOWED_HOSTS = _env("ALLOWED_HOSTS", env.list, ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = _env("CSRF_TRUSTED_ORIGINS", env.list, [])
+
+# --- HTTPS and proxies -----------------------------------------------------------------------------
+
+# Absolute base URL for links in messages (unsubscribe), and the site's scheme: an https:// site
+# turns on secure cookies, the HTTP-to-HTTPS redirect and HSTS unless a variable below says otherwise.
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+if not SITE_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured("Invalid value for environment variable SITE_URL: must be an http(s) URL")
+_HTTPS = SITE_URL.startswith("https://")
+
+
+def _proxy_ssl_header() -> tuple[str, str] | None:
+    # A proxy that ends TLS tells Django so in a header; trusting one the proxy does not always set
+    # (or strip) would let a client claim HTTPS, so it is off until the operator names it.
+    raw = env.str("SECURE_PROXY_SSL_HEADER", default="").strip()
+    if not raw:
+        return None
+    header, _, value = raw.partition(",")
+    header = header.strip().upper().replace("-", "_")
+    if not header.startswith("HTTP_"):
+        header = f"HTTP_{header}"
+    if not header[5:] or not all(c.isalnum() or c == "_" for c in header):
+        raise ImproperlyConfigured(
+            f"Invalid value for environment variable SECURE_PROXY_SSL_HEADER: {raw!r} is not a header name "
+            "(e.g. HTTP_X_FORWARDED_PROTO, or HTTP_X_FORWARDED_PROTO,https)"
+        )
+    return header, value.strip() or "https"
+
+
+SECURE_PROXY_SSL_HEADER = _proxy_ssl_header()
+# Reverse proxies in front of Inboxerr that append the client's address to X-Forwarded-For. 0: the
+# client is REMOTE_ADDR and X-Forwarded-For is ignored (a client could write anything there).
+NUM_PROXIES = _env("NUM_PROXIES", env.int, 0)
+if NUM_PROXIES < 0:
+    raise ImproperlyConfigured(f"Invalid value for environment variable NUM_PROXIES: must be 0 or more, got {NUM_PROXIES}")
+SECURE_SSL_REDIRECT = _env_bool("SECURE_SSL_REDIRECT", _HTTPS)
+# Probes and scrapers often call the web process over plain HTTP from inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^health$", r"^metrics$"]
+SESSION_COOKIE_SECURE = _env_bool("SESSION_COOKIE_SECURE", _HTTPS)
+CSRF_COOKIE_SECURE = _env_bool("CSRF_COOKIE_SECURE", _HTTPS)
+SECURE_HSTS_SECONDS = _env("SECURE_HSTS_SECONDS", env.int, 31_536_000 if _HTTPS else 0)
+if SECURE_HSTS_SECONDS < 0:
+    raise ImproperlyConfigured("Invalid value for environment variable SECURE_HSTS_SECONDS: must be 0 or more")
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", _HTTPS)
+SECURE_HSTS_PRELOAD = _env_bool("SECURE_HSTS_PRELOAD", False)
+# Preloading asks the browsers to ship the domain as HTTPS-only, for months, subdomains included:
+# the domain owner's decision, not a default. Until it is made, `check --deploy` need not ask.
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 
 INSTALLED_APPS = [
     "daphne",  # first: `runserver` then serves ASGI (HTTP and the live-progress WebSockets)
@@ -84,6 +176,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_q",
     "import_export",
+    "axes",
+    "csp",
     "inboxerr",
     "audit",
     "subscribers",
@@ -103,7 +197,31 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Content-Security-Policy on every response (django-csp): scripts, styles, images and connections
+# from this site only, so nothing is loaded from a CDN and an injected <script> does not run. The
+# console's scripts and styles are static files (no inline code); the API docs are Swagger UI from
+# drf-spectacular-sidecar with its start-up script served as a file (SpectacularSwaggerSplitView).
+# 'self' covers the job pages' WebSocket (ws:// or wss:// to the same host) in current browsers.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        # Swagger UI's and the admin's icons are data: URIs in their stylesheets.
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
 
 ROOT_URLCONF = "inboxerr.urls"
 WSGI_APPLICATION = "inboxerr.wsgi.application"
@@ -193,16 +311,63 @@ REST_KNOX = {
 
 LOGIN_URL = "admin:login"
 
+# Login lockout (django-axes): AXES_FAILURE_LIMIT wrong passwords for one username from one address
+# lock that pair out for AXES_COOLOFF_MINUTES; `manage.py axes_reset` lifts every lockout at once.
+# Attempts are rows in the database, so every web process sees the same count.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = _env_positive_int("AXES_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = timedelta(minutes=_env_positive_int("AXES_COOLOFF_MINUTES", 15))
+# Username and address together: a guesser elsewhere cannot lock a colleague out of their account.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "admin/lockout.html"
+AXES_LOCKOUT_CALLABLE = "inboxerr.lockout.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "inboxerr.throttling.client_ip"
+# Keep the console's "Access attempts" to failures; a row per successful login adds nothing there.
+AXES_DISABLE_ACCESS_LOG = True
+
 # --- REST API ------------------------------------------------------------------------------------
 
 API_MAX_PAGE_SIZE = _env_positive_int("API_MAX_PAGE_SIZE", 200)
 
+
+def _env_rate(name: str, default: str) -> str:
+    # DRF's own format, checked at start rather than at the first request: "6000/min", "20/s".
+    value = env.str(name, default=default).strip()
+    number, _, period = value.partition("/")
+    if not (number.isdigit() and int(number) > 0 and period[:1] in ("s", "m", "h", "d")):
+        raise ImproperlyConfigured(
+            f"Invalid value for environment variable {name}: {value!r} is not a rate like 6000/min, 100/s, 1000/hour"
+        )
+    return value
+
+
+# Requests per API token or logged-in user. Bulk work comes in few large calls (10,000 subscribers,
+# 100,000 batch items, a whole CSV per request), so this only stops a runaway loop: 100 calls a
+# second is more than a sequential script makes, and paging a million-row list (200 a page) still
+# runs at full speed.
+API_THROTTLE_USER = _env_rate("API_THROTTLE_USER", "6000/min")
+# Requests per client address without valid credentials: the open routes (the schema) and every
+# failed authentication (a wrong or expired token). Once over it, the address's calls with a token
+# are refused too until the window frees up, so guessing tokens gets nowhere.
+API_THROTTLE_ANON = _env_rate("API_THROTTLE_ANON", "60/min")
+
 REST_FRAMEWORK = {
     # Token first: its WWW-Authenticate header is what turns an anonymous call into a 401.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "knox.auth.TokenAuthentication",
+        "inboxerr.throttling.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
+    # The rates are read from API_THROTTLE_* at each request (inboxerr/throttling.py); the counts
+    # live in the default cache (Redis with REDIS_URL, shared by every process).
+    "DEFAULT_THROTTLE_CLASSES": [
+        "inboxerr.throttling.UserRateThrottle",
+        "inboxerr.throttling.AnonRateThrottle",
+    ],
+    "NUM_PROXIES": NUM_PROXIES,
     "DEFAULT_PERMISSION_CLASSES": ["inboxerr.permissions.HasModelPermissions"],
     # Strict JSON (duplicate keys, NaN, deep nesting, NUL and lone surrogates are a 400 naming the
     # value, not a 500 from the database); forms and uploads as usual.
@@ -217,7 +382,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "inboxerr.exceptions.exception_handler",
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
-        "rest_framework.renderers.BrowsableAPIRenderer",
+        "inboxerr.renderers.BrowsableAPIRenderer",
     ],
 }
 
@@ -228,6 +393,11 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     # Self-hosted: the Swagger UI assets ship with the app instead of coming from a CDN.
+    # The enum names (drf-spectacular's own hook), then the 429 of every throttled operation.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "inboxerr.throttling.document_throttling",
+    ],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
@@ -339,13 +509,19 @@ SMS_INBOUND_SECRET = env.str("SMS_INBOUND_SECRET", default="")
 SMS_INBOUND_TOLERANCE_SECONDS = _env_positive_int("SMS_INBOUND_TOLERANCE_SECONDS", 300)
 EMAIL_TIMEOUT = DISPATCH_SEND_TIMEOUT_SECONDS
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="inboxerr@localhost")
-SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 
 # --- Metrics -------------------------------------------------------------------------------------
 
-# Bearer token guarding /metrics. Unset: only callers from METRICS_ALLOWED_IPS (loopback) may read it.
+# Bearer token guarding /metrics. Unset: only callers from METRICS_ALLOWED_IPS may read it.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
-METRICS_ALLOWED_IPS = _env("METRICS_ALLOWED_IPS", env.list, ["127.0.0.1", "::1"])
+# Behind a proxy every caller arrives from the proxy's address (often loopback), so trusting
+# loopback would open /metrics to the world: with a proxy configured, only the token opens it.
+_BEHIND_PROXY = SECURE_PROXY_SSL_HEADER is not None or NUM_PROXIES > 0
+METRICS_ALLOWED_IPS = _env("METRICS_ALLOWED_IPS", env.list, [] if _BEHIND_PROXY else ["127.0.0.1", "::1"])
+try:  # addresses or networks (10.0.0.0/8); a typo stops the start rather than locking Prometheus out
+    [ipaddress.ip_network(item.strip(), strict=False) for item in METRICS_ALLOWED_IPS]
+except ValueError as exc:
+    raise ImproperlyConfigured(f"Invalid value for environment variable METRICS_ALLOWED_IPS: {exc}") from exc
 
 # --- I18N, static --------------------------------------------------------------------------------
 
@@ -367,7 +543,11 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO").upper()},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # django-axes writes four INFO lines per login; failed logins and lockouts are WARNINGs.
+        "axes": {"level": "WARNING"},
+    },
 }
 
 # --- Webhooks ------------------------------------------------------------------------------------

@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/inboxerr}"
-export SECRET_KEY="${SECRET_KEY:-inboxerr-test-key}"
+# A key only the tests use, long enough for a server with DEBUG off (the live-server tests run one).
+export SECRET_KEY="${SECRET_KEY:-inboxerr-test-only-secret-key-never-used-in-production-0123456789}"
 
 if ! .venv/bin/python - <<'PY'
 import os, sys

@@ -6,7 +6,7 @@ from campaigns import services
 from campaigns.models import Campaign, CampaignStatus, Message, MessageStatus
 from campaigns.tests.buckets import rate_limit_row
 from inboxerr.actors import Actor
-from inboxerr.tests.browser import BROWSER_TEST, assert_not_clipped, screenshot
+from inboxerr.tests.browser import BROWSER_TEST, assert_not_clipped, screenshot, wait_for_js
 from inboxerr.tests.processes import wait_for
 from subscribers.tests.factories import SubscriberFactory, SubscriberListFactory
 
@@ -43,8 +43,8 @@ def test_a_campaign_page_follows_the_send_live_and_its_buttons_pause_and_resume_
 
     # The worker fans out and sends at 2/s: the page shows it running and counting, unreloaded;
     # the operator pauses it at once.
-    page.wait_for_function("document.querySelector('#job-panel')?.dataset.status === 'running'", timeout=30_000)
-    page.wait_for_function("Number(document.querySelector('[data-result=sent]')?.textContent) >= 1", timeout=30_000)
+    wait_for_js(page, "document.querySelector('#job-panel')?.dataset.status === 'running'", timeout=30_000)
+    wait_for_js(page, "Number(document.querySelector('[data-result=sent]')?.textContent) >= 1", timeout=30_000)
     _press(page, "Pause")
     assert status.inner_text() == "Paused"
     assert page.get_by_role("button", name="Resume").is_visible()
@@ -59,7 +59,7 @@ def test_a_campaign_page_follows_the_send_live_and_its_buttons_pause_and_resume_
     screenshot(page, "campaign-paused")
 
     _press(page, "Resume")
-    page.wait_for_function("document.querySelector('#job-panel')?.dataset.status === 'completed'", timeout=60_000)
+    wait_for_js(page, "document.querySelector('#job-panel')?.dataset.status === 'completed'", timeout=60_000)
     assert status.inner_text() == "Completed"
     assert (_shown(page, "sent"), _shown(page, "failed"), _shown(page, "pending")) == ("20", "0", "0")
     assert not page.locator('#job-panel [data-field="live"]').is_visible()

@@ -106,7 +106,7 @@ def test_a_template_change_page_shows_a_rendered_preview(owner):
     response = _login(owner).get(f"{TEMPLATES}{template.pk}/change/")
     assert response.status_code == 200
     assert b"<strong>Hi Sample Person</strong>" in response.content
-    assert b"<pre style='white-space:pre-wrap'>Order " in response.content  # with a sample value per field
+    assert b"<pre class='wrapped'>Order " in response.content  # with a sample value per field
 
 
 def test_the_template_preview_escapes_what_the_template_says(owner):

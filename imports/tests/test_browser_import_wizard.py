@@ -4,7 +4,7 @@ job's final counts, run by the real worker; and the messages a bad file gets on 
 
 
 from imports.models import ImportJob, ImportStatus
-from inboxerr.tests.browser import BROWSER_TEST, assert_not_clipped, screenshot
+from inboxerr.tests.browser import BROWSER_TEST, assert_not_clipped, screenshot, wait_for_js
 from subscribers.models import Subscriber, SubscriberList
 from subscribers.tests.factories import SubscriberListFactory
 
@@ -35,8 +35,8 @@ def _choose_file(page, name: str, content: bytes) -> None:
 def _wait_for_final_status(page, timeout: float = 30) -> str:
     """Wait, without reloading, until the job's live panel shows a finished status; that status."""
     finished = [value for value, _ in ImportStatus.choices if value not in ("pending", "processing")]
-    page.wait_for_function(f"{finished!r}.includes(document.querySelector('#job-panel')?.dataset.status)",
-                           timeout=timeout * 1000)
+    wait_for_js(page, f"{finished!r}.includes(document.querySelector('#job-panel')?.dataset.status)",
+                timeout=timeout * 1000)
     return page.locator('#job-panel [data-field="status"]').inner_text().strip()
 
 

@@ -158,12 +158,17 @@ def page_as(browser, live_stack, request):
     must have been set by set_browser_password). Pages are closed after the test; on failure the last screen is kept under
     var/screenshots/failed/ and the server's log is printed."""
     contexts = []
+    # Chromium reports what the Content-Security-Policy blocked (a script, a style, a WebSocket) on
+    # the console: any of it on any page is a console feature broken for real users.
+    violations: list[str] = []
 
     def open_page(user):
         context = browser.new_context(viewport=VIEWPORT)
         contexts.append(context)
         page = context.new_page()
         page.set_default_timeout(15_000)
+        page.on("console", lambda message: violations.append(f"{page.url}: {message.text}")
+                if "Content Security Policy" in message.text else None)
         log_in(page, live_stack, user.get_username())
         return page
 
@@ -178,6 +183,7 @@ def page_as(browser, live_stack, request):
         context.close()
     if failed:
         print(live_stack.logs())
+    assert failed or violations == [], "\n".join(violations)
 
 
 def set_browser_password(user) -> None:
@@ -210,6 +216,17 @@ def screenshot(page, name: str) -> Path:
     path = SCREENSHOT_DIR / f"{name}.png"
     page.screenshot(path=path)
     return path
+
+
+def wait_for_js(page, expression: str, timeout: float = 30_000) -> None:
+    """page.wait_for_function, minus its in-page eval, which the Content-Security-Policy rightly
+    refuses (no 'unsafe-eval'): the expression is evaluated from the test until it holds. `timeout`
+    in milliseconds, as Playwright's."""
+    deadline = time.monotonic() + timeout / 1000
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout / 1000:.0f} s waiting for {expression} on {page.url}")
+        page.wait_for_timeout(100)
 
 
 def assert_not_clipped(page) -> None:

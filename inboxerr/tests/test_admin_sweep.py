@@ -9,6 +9,7 @@ through a client that enforces CSRF, with the token read from the page, as a bro
 from datetime import timedelta
 
 import pytest
+from axes.models import AccessAttempt
 from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.db import models
@@ -62,6 +63,9 @@ def _objects(owner) -> dict[type[models.Model], models.Model]:
     endpoint = webhook_services.endpoint_create(actor=actor, owner=owner, url="https://hooks.example.com/in")
     now = timezone.now()
     return {
+        AccessAttempt: AccessAttempt.objects.create(username=owner.username, ip_address="203.0.113.5", user_agent="sweep",
+                                                    http_accept="text/html", path_info="/admin/login/", get_data="",
+                                                    post_data="username=sweep", failures_since_start=3),
         Group: Group.objects.get(name="Operators"),
         owner._meta.model: owner,
         Schedule: Schedule.objects.create(name="sweep", func="math.floor", args="1"),

@@ -124,3 +124,24 @@ def test_a_rate_limit_is_changed_in_the_browser_and_a_second_row_for_a_channel_i
     page.get_by_role("button", name="Save", exact=True).click()
     assert "already has a rate limit" in page.locator(".errorlist").first.inner_text()
     assert RateLimit.objects.filter(name="email").count() == 1
+
+
+def test_the_api_docs_render_under_the_content_security_policy(admin_page, live_stack):
+    # Swagger UI from drf-spectacular-sidecar, its start-up script a file: the policy ('self' only)
+    # lets all of it run (page_as fails the test on any violation Chromium reports).
+    admin_page.goto(live_stack.url("/docs"))
+    admin_page.locator(".opblock").first.wait_for()
+    assert admin_page.locator(".opblock").count() > 50
+    assert admin_page.get_by_text("Inboxerr API").first.is_visible()
+
+
+def test_the_browsable_api_works_under_the_content_security_policy(admin_page, live_stack):
+    # DRF's page: its scripts are files (jQuery, Bootstrap, prettify), so they run under 'self';
+    # prettify colours the response. Its Log out link (an inline onclick in DRF) still logs out.
+    page = admin_page
+    page.goto(live_stack.url("/api/v1/subscribers/lists"))
+    page.locator(".response-info pre.prettyprint span").first.wait_for()
+    page.locator(".navbar .dropdown-toggle").click()
+    page.get_by_role("link", name="Log out").click()
+    page.wait_for_url(lambda url: "/api/v1/subscribers/lists" in url)
+    page.get_by_role("link", name="Log in").wait_for()

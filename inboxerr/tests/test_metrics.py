@@ -86,3 +86,25 @@ def test_counter_names_follow_the_seed():
 
     assert {"import_rows_processed", "messages_sent"} <= set(COUNTERS)
     assert "dispatcher_loop_duration_seconds" in HISTOGRAMS
+
+
+@pytest.mark.django_db
+def test_metrics_behind_a_proxy_open_only_to_the_token(client, settings):
+    # With SECURE_PROXY_SSL_HEADER or NUM_PROXIES set, METRICS_ALLOWED_IPS defaults to nobody
+    # (test_settings.py): every caller arrives from the proxy, often loopback.
+    settings.METRICS_TOKEN = ""
+    settings.METRICS_ALLOWED_IPS = []
+    assert client.get("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 401
+    settings.METRICS_TOKEN = "s3cret"
+    assert client.get("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 401
+    assert client.get("/metrics", REMOTE_ADDR="127.0.0.1", HTTP_AUTHORIZATION="Bearer s3cret").status_code == 200
+
+
+@pytest.mark.django_db
+def test_metrics_allowed_ips_take_networks_and_ignore_forwarded_for(client, settings):
+    settings.METRICS_TOKEN = ""
+    settings.METRICS_ALLOWED_IPS = ["10.0.0.0/8", "192.0.2.5"]
+    assert client.get("/metrics", REMOTE_ADDR="10.20.30.40").status_code == 200
+    assert client.get("/metrics", REMOTE_ADDR="192.0.2.5").status_code == 200
+    assert client.get("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 401
+    assert client.get("/metrics", REMOTE_ADDR="203.0.113.9", HTTP_X_FORWARDED_FOR="10.0.0.1").status_code == 401

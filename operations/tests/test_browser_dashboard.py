@@ -9,7 +9,7 @@ from imports.models import ImportJob, ImportStatus
 from imports.tests.helpers import import_file, write
 from inboxerr.actors import Actor
 from inboxerr.models import WorkerHeartbeat
-from inboxerr.tests.browser import BROWSER_TEST, assert_not_clipped, screenshot
+from inboxerr.tests.browser import BROWSER_TEST, assert_not_clipped, screenshot, wait_for_js
 from inboxerr.tests.processes import wait_for
 from operations.services import activity_rollup
 
@@ -45,8 +45,8 @@ def test_the_dashboard_shows_the_import_and_the_campaign_the_worker_ran(admin_pa
     activity_rollup()  # the schedule's next run
 
     # No reload: the page fetches its figures again by itself.
-    page.wait_for_function("document.querySelector('#ops-sent-hour .ops-figure')?.textContent.trim() === '28'",
-                           timeout=20_000)
+    wait_for_js(page, "document.querySelector('#ops-sent-hour .ops-figure')?.textContent.trim() === '28'",
+                timeout=20_000)
     assert (_tile(page, "lists"), _tile(page, "subscribers"), _tile(page, "sent-day"), _tile(page, "failed-hour"),
             _tile(page, "rows-day")) == ("1", "28", "28", "0", "30")
     assert _tile(page, "worker-state") == "up"
