@@ -391,6 +391,7 @@ NOT_OWNED_MODELS = {
     "django_q.ormq": "the worker queue: superusers only",
     "inboxerr.workerheartbeat": "worker heartbeats, shared by everyone",
     "campaigns.ratelimit": "the channels' rate limits, shared by every owner",
+    "axes.accessattempt": "failed admin logins (django-axes): superusers only",
     "campaigns.outboxswitch": "the outbox switch, shared by every owner",
 }
 
