@@ -99,6 +99,7 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "inboxerr.middleware.UnstorableInputMiddleware",
+    "inboxerr.middleware.BodyLimitMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -196,6 +197,9 @@ LOGIN_URL = "admin:login"
 # --- REST API ------------------------------------------------------------------------------------
 
 API_MAX_PAGE_SIZE = _env_positive_int("API_MAX_PAGE_SIZE", 200)
+# Largest request body an API route accepts, in bytes, refused (413) before it is read; the batch
+# API (BATCH_MAX_BYTES) and the routes that import files or records (IMPORT_MAX_BYTES) have their own.
+API_MAX_BODY_BYTES = _env_positive_int("API_MAX_BODY_BYTES", 1024 * 1024)
 
 REST_FRAMEWORK = {
     # Token first: its WWW-Authenticate header is what turns an anonymous call into a 401.
@@ -205,12 +209,9 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["inboxerr.permissions.HasModelPermissions"],
     # Strict JSON (duplicate keys, NaN, deep nesting, NUL and lone surrogates are a 400 naming the
-    # value, not a 500 from the database); forms and uploads as usual.
-    "DEFAULT_PARSER_CLASSES": [
-        "inboxerr.parsers.StorableJSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
+    # value, not a 500 from the database), and JSON only: the upload routes declare multipart
+    # themselves, so the schema promises a form body only where one is read.
+    "DEFAULT_PARSER_CLASSES": ["inboxerr.parsers.StorableJSONParser"],
     "DEFAULT_PAGINATION_CLASS": "inboxerr.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -231,6 +232,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # The Error component, and on every operation the error codes it can answer.
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "inboxerr.openapi.add_error_responses"],
     # Each status set gets a name of its own in the schema.
     "ENUM_NAME_OVERRIDES": {
         "SubscriberStatusEnum": "subscribers.models.SubscriberStatus",
