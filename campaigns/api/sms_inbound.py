@@ -26,6 +26,7 @@ from rest_framework.views import APIView
 from campaigns.sms_inbound import sms_inbound_receive
 from inboxerr.actors import Actor
 from inboxerr.errors import InvalidInput
+from inboxerr.openapi import error_response
 from inboxerr.parsers import StorableJSONParser
 
 SIGNATURE_HEADER = "X-Inboxerr-Signature"
@@ -49,7 +50,10 @@ class SmsInboundView(APIView):
         parameters=[OpenApiParameter(SIGNATURE_HEADER, str, OpenApiParameter.HEADER, required=True,
                                      description="sha256=<hex HMAC-SHA256 of the raw body with SMS_INBOUND_SECRET>")],
         request=inline_serializer("SmsInbound", {"from": serializers.CharField(), "body": serializers.CharField()}),
-        responses={200: inline_serializer("SmsInboundResult", {
+        responses={503: error_response("Inbound SMS is off: SMS_INBOUND_SECRET is not set"),
+                   401: error_response(f"No {SIGNATURE_HEADER} header"),
+                   403: error_response(f"The {SIGNATURE_HEADER} signature does not match the body"),
+                   200: inline_serializer("SmsInboundResult", {
             "action": serializers.ChoiceField(choices=["stop", "start", "none"]),
             "phone": serializers.CharField(),
             "owners": serializers.IntegerField(),

@@ -151,11 +151,11 @@ def api_schema(api_server: ApiServer):
 
 schema = schemathesis.pytest.from_fixture("api_schema")
 
-# Refusals of requests the schema allows, for rules OpenAPI 3.0 cannot state: about stored data
-# (the template or list named must exist and be yours, the address must be deliverable for the
-# channel of the campaign) or about several fields at once. Operation -> the fields such a
-# refusal may name; only a 400 naming nothing else is let through, and only by the check that
-# schema-valid requests are accepted.
+# Refusals of requests the schema allows, for rules it does not state: about stored data (the
+# template or list named must exist and be yours, an address deliverable on the channel, which
+# phonenumbers decides) or across fields (one of two, at least one of three), which the serializers'
+# schema does not express. Operation -> the fields such a refusal may name; only a 400 naming
+# nothing else is let through, and only by the check that schema-valid requests are accepted.
 _TEMPLATE_BODY = {"subject", "body_text", "body_html"}  # a body for the channel, merge fields that parse
 _REMINDER = {"recipients", "emails", "subscriber_ids", "instructor_ids", "list_names", "template_id"}
 UNSTATABLE: dict[str, set[str]] = {
@@ -209,8 +209,9 @@ def _real_ids(server: ApiServer, path: str, name: str) -> list:
 def test_every_operation_keeps_to_the_schema(case, api_server: ApiServer):
     meta = case.meta
     if case.path_parameters and meta is not None and meta.generation.mode.is_positive:
-        # Valid ids, drawn from the generated value so that Hypothesis replays the same choice:
-        # most name a real object, the caller's or another owner's (which must answer 404).
+        # Ids that name real objects, the caller's or another owner's (which must answer 404),
+        # chosen by the generated value so that Hypothesis replays the same choice. Negative
+        # cases keep the value they were generated with.
         for name, value in case.path_parameters.items():
             real = _real_ids(api_server, case.path, name)
             if real:
