@@ -11,8 +11,16 @@ from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, SkipFile, StopUpload
 
 from imports.services import StoredFile, import_dir
+from inboxerr.middleware import BodyLimit
 
 UPLOAD_FIELD = "file"
+# Room for the multipart form around the file (boundaries, the other fields) within a request
+# whose file may be IMPORT_MAX_BYTES.
+FORM_OVERHEAD_BYTES = 64 * 1024
+
+
+# The upload routes' limit, checked on the Content-Length before the body is read.
+UPLOAD_BODY_LIMIT = BodyLimit("IMPORT_MAX_BYTES", field=UPLOAD_FIELD, overhead=FORM_OVERHEAD_BYTES)
 
 
 class StoredUpload(UploadedFile):
@@ -33,7 +41,7 @@ class ImportUploadHandler(FileUploadHandler):
 
     def handle_raw_input(self, input_data, META, content_length, boundary, encoding=None):
         # Refuse at once when the declared body is already over the limit (plus form overhead).
-        if content_length and content_length > settings.IMPORT_MAX_BYTES + 64 * 1024:
+        if content_length and content_length > settings.IMPORT_MAX_BYTES + FORM_OVERHEAD_BYTES:
             self.too_large = True
         return None
 

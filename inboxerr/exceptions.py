@@ -18,15 +18,33 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     exc = throttle_failed_authentication(exc, context.get("request"))
     response = drf_exception_handler(exc, context)
     if response is None:
-        return None
+        return None  # not an API error: Django answers 500 (JSON under /api/, see error_views)
     if isinstance(exc, exceptions.ValidationError):
-        response.data = {"detail": _summarise(exc.detail), "errors": exc.detail}
+        response.data = validation_error_body(exc.detail)
         response.status_code = status.HTTP_400_BAD_REQUEST
     elif isinstance(response.data, dict) and "detail" not in response.data:
-        response.data = {"detail": _summarise(response.data), "errors": response.data}
+        response.data = validation_error_body(response.data)
     elif isinstance(response.data, list):
-        response.data = {"detail": _summarise(response.data), "errors": response.data}
+        response.data = validation_error_body(response.data)
     return response
+
+
+def validation_error_body(detail: object) -> dict:
+    """{"detail", "field" (when one field is at fault), "errors"} out of DRF's error detail:
+    `errors` maps each field to its messages, or lists bad items as {index, field, message}."""
+    body: dict = {"detail": _summarise(detail)}
+    if isinstance(detail, dict):
+        fields = [name for name in detail if name != "non_field_errors"]
+        if len(fields) == 1:
+            body["field"] = str(fields[0])
+        body["errors"] = detail
+    elif isinstance(detail, list) and any(isinstance(item, dict) for item in detail):
+        body["errors"] = [
+            {"index": index, "field": str(name), "message": _summarise(messages)}
+            for index, item in enumerate(detail) if isinstance(item, dict)
+            for name, messages in item.items()
+        ]
+    return body
 
 
 def exception_handler_adding(**fields: object):

@@ -193,6 +193,7 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "inboxerr.middleware.UnstorableInputMiddleware",
+    "inboxerr.middleware.BodyLimitMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -332,6 +333,9 @@ AXES_DISABLE_ACCESS_LOG = True
 # --- REST API ------------------------------------------------------------------------------------
 
 API_MAX_PAGE_SIZE = _env_positive_int("API_MAX_PAGE_SIZE", 200)
+# Largest request body an API route accepts, in bytes, refused (413) before it is read; the batch
+# API (BATCH_MAX_BYTES) and the routes that import files or records (IMPORT_MAX_BYTES) have their own.
+API_MAX_BODY_BYTES = _env_positive_int("API_MAX_BODY_BYTES", 1024 * 1024)
 
 
 def _env_rate(name: str, default: str) -> str:
@@ -370,12 +374,9 @@ REST_FRAMEWORK = {
     "NUM_PROXIES": NUM_PROXIES,
     "DEFAULT_PERMISSION_CLASSES": ["inboxerr.permissions.HasModelPermissions"],
     # Strict JSON (duplicate keys, NaN, deep nesting, NUL and lone surrogates are a 400 naming the
-    # value, not a 500 from the database); forms and uploads as usual.
-    "DEFAULT_PARSER_CLASSES": [
-        "inboxerr.parsers.StorableJSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
+    # value, not a 500 from the database), and JSON only: the upload routes declare multipart
+    # themselves, so the schema promises a form body only where one is read.
+    "DEFAULT_PARSER_CLASSES": ["inboxerr.parsers.StorableJSONParser"],
     "DEFAULT_PAGINATION_CLASS": "inboxerr.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -393,14 +394,16 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     # Self-hosted: the Swagger UI assets ship with the app instead of coming from a CDN.
-    # The enum names (drf-spectacular's own hook), then the 429 of every throttled operation.
-    "POSTPROCESSING_HOOKS": [
-        "drf_spectacular.hooks.postprocess_schema_enums",
-        "inboxerr.throttling.document_throttling",
-    ],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # The enum names (drf-spectacular's own hook), the 429 of every throttled operation with its
+    # Retry-After, then the Error component and on every operation the error codes it can answer.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "inboxerr.throttling.document_throttling",
+        "inboxerr.openapi.add_error_responses",
+    ],
     # Each status set gets a name of its own in the schema.
     "ENUM_NAME_OVERRIDES": {
         "SubscriberStatusEnum": "subscribers.models.SubscriberStatus",

@@ -46,3 +46,9 @@ urlpatterns = [
     path("metrics", metrics_view, name="metrics"),
     path("u/<str:token>", unsubscribe, name="unsubscribe"),
 ]
+
+# JSON in the API's error shape under /api/, the site's pages elsewhere.
+handler400 = "inboxerr.error_views.bad_request"
+handler403 = "inboxerr.error_views.permission_denied"
+handler404 = "inboxerr.error_views.page_not_found"
+handler500 = "inboxerr.error_views.server_error"

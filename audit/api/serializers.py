@@ -6,7 +6,8 @@ from audit.models import AuditLog
 
 
 class AuditLogSerializer(serializers.ModelSerializer):
-    actor = serializers.CharField(source="actor.username", default=None, read_only=True)
+    # Null for what the system did on its own (a worker, a sweeper).
+    actor = serializers.CharField(source="actor.username", default=None, read_only=True, allow_null=True)
 
     class Meta:
         model = AuditLog
@@ -20,8 +21,8 @@ class AuditLogSerializer(serializers.ModelSerializer):
 class AuditLogParamsSerializer(serializers.Serializer):
     limit = serializers.IntegerField(min_value=1, max_value=200, default=50)
     skip = serializers.IntegerField(min_value=0, max_value=10**12, default=0)
-    entity_type = serializers.CharField(required=False, max_length=32)
-    action = serializers.CharField(required=False, max_length=32)
+    entity_type = serializers.CharField(required=False, allow_blank=True, max_length=32)
+    action = serializers.CharField(required=False, allow_blank=True, max_length=32)
     start_date = serializers.DateTimeField(required=False, help_text="ISO 8601 date or date-time")
     end_date = serializers.DateTimeField(required=False, help_text="ISO 8601 date or date-time")
 

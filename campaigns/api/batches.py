@@ -16,26 +16,26 @@ from rest_framework.views import APIView
 from campaigns import batches, selectors
 from campaigns.models import Message, MessageBatch
 from inboxerr.api import actor, parse
-from inboxerr.errors import InvalidInput, ServiceError
+from inboxerr.errors import InvalidInput
 from inboxerr.exceptions import exception_handler_adding
+from inboxerr.middleware import BodyLimit
+from inboxerr.openapi import error_response, refuses_unknown_fields
 from inboxerr.parsers import StrictJSONParser
 
 TAG = ["batches"]
 VIEW = ["campaigns.view_messagebatch"]
 
 
-class PayloadTooLarge(ServiceError):
-    status_code = 413
-
-
-_exception_handler = exception_handler_adding(status="error")
-
-
 class ErrorStatusMixin:
     """Errors in the seed's words: `{"status": "error", "detail": ...}`."""
 
+    error_fields = {"status": "error"}  # also in the refusals of BodyLimitMiddleware
+
     def get_exception_handler(self):
         return _exception_handler
+
+
+_exception_handler = exception_handler_adding(**ErrorStatusMixin.error_fields)
 
 
 class BatchAPIView(ErrorStatusMixin, APIView):
@@ -45,6 +45,7 @@ class BatchAPIView(ErrorStatusMixin, APIView):
 # --- Shapes ----------------------------------------------------------------------------------
 
 
+@refuses_unknown_fields
 class BatchItemInputSerializer(serializers.Serializer):
     """One item (documentation only: items are checked by campaigns.batches.ItemChecker)."""
 
@@ -60,8 +61,9 @@ class BatchItemInputSerializer(serializers.Serializer):
     subject = serializers.CharField(max_length=500, required=False, help_text="Email only; required with content.")
 
 
+@refuses_unknown_fields
 class BatchProcessSerializer(serializers.Serializer):
-    items = BatchItemInputSerializer(many=True)
+    items = serializers.ListField(child=BatchItemInputSerializer(), min_length=1)
 
 
 class BatchProcessDataSerializer(serializers.Serializer):
@@ -187,6 +189,7 @@ _RETRIED = inline_serializer("BatchRetried", {
 class BatchProcessView(BatchAPIView):
     required_perms = {"POST": ["campaigns.add_messagebatch"]}
     parser_classes = [StrictJSONParser]
+    body_limit = BodyLimit("BATCH_MAX_BYTES")
 
     @extend_schema(
         tags=TAG, request=BatchProcessSerializer, responses={200: BatchProcessResponseSerializer},
@@ -201,13 +204,6 @@ class BatchProcessView(BatchAPIView):
         """Store a batch of message requests (a JSON array, or an object with an `items` array) in
         one transaction; the publisher sends them in order after the batches you sent before.
         Any invalid item: 400 naming each bad item by index, nothing stored."""
-        try:
-            length = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            raise InvalidInput("body: the Content-Length header is not a number", field="body") from None
-        if length > settings.BATCH_MAX_BYTES:
-            raise PayloadTooLarge(f"body: {length:,} bytes is more than BATCH_MAX_BYTES ({settings.BATCH_MAX_BYTES:,})",
-                                  field="body")
         data = request.data
         items = data.get("items") if isinstance(data, dict) else data
         if isinstance(data, dict) and set(data) - {"items"}:
@@ -328,7 +324,7 @@ class BatchItemsView(ErrorStatusMixin, ListAPIView):
 class BatchRetryView(BatchAPIView):
     required_perms = {"POST": ["campaigns.change_messagebatch"]}
 
-    @extend_schema(tags=TAG, request=None, responses=_RETRIED)
+    @extend_schema(tags=TAG, request=None, responses={200: _RETRIED, 409: error_response("The batch has not failed")})
     def post(self, request: Request, batch_id: str) -> Response:
         """Requeue only the failed items of a failed batch; it is sent next in its stream. 409 if
         the batch has not failed."""

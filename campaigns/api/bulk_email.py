@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 from campaigns import bulk_email
 from inboxerr.api import actor, parse
 from inboxerr.exceptions import exception_handler_adding
+from inboxerr.openapi import error_response
 
 TAG = ["bulk-email"]
 SEND = ["campaigns.send_bulk_email"]
@@ -54,12 +55,14 @@ _JOB = inline_serializer("BulkEmailJob", {
 _JOB_RESPONSE = inline_serializer("BulkEmailJobResponse", {"success": serializers.BooleanField(), "job": _JOB})
 
 
-_exception_handler = exception_handler_adding(success=False)
-
-
 class BulkEmailView(APIView):
+    error_fields = {"success": False}  # also in the refusals of BodyLimitMiddleware
+
     def get_exception_handler(self):
         return _exception_handler
+
+
+_exception_handler = exception_handler_adding(**BulkEmailView.error_fields)
 
 
 class SendRemindersView(BulkEmailView):
@@ -112,7 +115,8 @@ class RecentJobsView(BulkEmailView):
 class JobCancelView(BulkEmailView):
     required_perms = {"POST": SEND}
 
-    @extend_schema(tags=TAG, request=None, responses=_JOB_RESPONSE)
+    @extend_schema(tags=TAG, request=None,
+                   responses={200: _JOB_RESPONSE, 409: error_response("The job has finished or was cancelled")})
     def post(self, request: Request, job_id: str) -> Response:
         """Cancel a job: its queued messages are not sent; a finished job answers 409."""
         job = bulk_email.bulk_job_get(user=request.user, job_id=job_id)

@@ -32,18 +32,20 @@ class CampaignCreateSerializer(serializers.Serializer):
 
 
 class CampaignFromCsvSerializer(serializers.Serializer):
+    # A multipart form has no null: a field is given or left out.
     file = serializers.FileField(help_text="CSV with an email (or phone, for SMS) column; other columns become variables.")
     name = serializers.CharField(max_length=200)
     channel = serializers.ChoiceField(choices=Channel.choices)
-    template_id = serializers.IntegerField(required=False, allow_null=True)
+    template_id = serializers.IntegerField(required=False)
     message_content = serializers.CharField(required=False, allow_blank=True, default="", max_length=100_000)
     subject = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
-    scheduled_at = serializers.DateTimeField(required=False, allow_null=True)
+    scheduled_at = serializers.DateTimeField(required=False)
 
 
 class CampaignSerializer(serializers.ModelSerializer):
-    template_id = serializers.IntegerField(read_only=True)
-    import_id = serializers.UUIDField(source="import_job_id", read_only=True)
+    # Null when the campaign has its own content, or an audience of lists rather than an import.
+    template_id = serializers.IntegerField(read_only=True, allow_null=True)
+    import_id = serializers.UUIDField(source="import_job_id", read_only=True, allow_null=True)
     list_names = serializers.SerializerMethodField()
     counts = serializers.SerializerMethodField()
     progress = serializers.SerializerMethodField()

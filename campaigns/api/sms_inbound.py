@@ -26,6 +26,7 @@ from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
+from rest_framework.parsers import FormParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -34,6 +35,8 @@ from rest_framework.views import APIView
 from campaigns.sms_inbound import sms_inbound_receive
 from inboxerr.actors import Actor
 from inboxerr.errors import InvalidInput
+from inboxerr.openapi import error_response
+from inboxerr.parsers import StorableJSONParser
 
 SIGNATURE_HEADER = "X-Inboxerr-Signature"
 TIMESTAMP_HEADER = "X-Inboxerr-Timestamp"
@@ -58,6 +61,8 @@ class SmsInboundView(APIView):
     # STOP must never wait for a per-address allowance. Checking a signature costs next to nothing.
     throttle_classes: list = []
     permission_classes = [AllowAny]
+    # The view reads the signed bytes itself (_fields); these only tell the schema what it takes.
+    parser_classes = [StorableJSONParser, FormParser]
 
     @extend_schema(
         tags=["sms"],
@@ -72,7 +77,11 @@ class SmsInboundView(APIView):
                                          "each signature is accepted once"),
         ],
         request=inline_serializer("SmsInbound", {"from": serializers.CharField(), "body": serializers.CharField()}),
-        responses={200: inline_serializer("SmsInboundResult", {
+        responses={503: error_response("Inbound SMS is off: SMS_INBOUND_SECRET is not set"),
+                   401: error_response(f"No {SIGNATURE_HEADER} or {TIMESTAMP_HEADER} header"),
+                   403: error_response(f"The {SIGNATURE_HEADER} signature does not match, the timestamp is outside "
+                                       "SMS_INBOUND_TOLERANCE_SECONDS, or the request was already processed"),
+                   200: inline_serializer("SmsInboundResult", {
             "action": serializers.ChoiceField(choices=["stop", "start", "none"]),
             "phone": serializers.CharField(),
             "owners": serializers.IntegerField(),

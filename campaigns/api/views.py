@@ -1,7 +1,7 @@
 """Templates and campaigns (seed 001). Views parse, call one service or selector, shape output."""
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.generics import ListAPIView
 from rest_framework.parsers import MultiPartParser
@@ -13,12 +13,22 @@ from campaigns import selectors, services
 from campaigns.api import serializers as s
 from campaigns.models import Message, MessageTemplate
 from imports.services import discard_stored
-from imports.upload import UPLOAD_FIELD, ImportUploadHandler, StoredUpload
-from inboxerr.api import actor, parse
+from imports.upload import UPLOAD_BODY_LIMIT, UPLOAD_FIELD, ImportUploadHandler, StoredUpload
+from inboxerr.api import actor, parse, validated
 from inboxerr.errors import InvalidInput
+from inboxerr.openapi import error_response
+
+
+NAME_TAKEN = error_response("You already have a template of that name")
 
 
 @extend_schema(tags=["templates"])
+@extend_schema_view(
+    create=extend_schema(responses={201: s.TemplateSerializer, 409: NAME_TAKEN}),
+    update=extend_schema(responses={200: s.TemplateSerializer, 409: NAME_TAKEN}),
+    partial_update=extend_schema(responses={200: s.TemplateSerializer, 409: NAME_TAKEN}),
+    destroy=extend_schema(responses={204: None, 409: error_response("Campaigns or unsent batch items use it")}),
+)
 class TemplateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Message templates with merge fields; `variables` lists the fields each one uses."""
 
@@ -43,9 +53,8 @@ class TemplateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
 
     def update(self, request: Request, pk=None, partial: bool = False, **kwargs) -> Response:
         template = self.get_object()
-        serializer = s.TemplateSerializer(template, data=request.data, partial=partial)
-        serializer.is_valid(raise_exception=True)
-        template = services.template_update(actor=actor(request), template=template, data=serializer.validated_data)
+        data = validated(s.TemplateSerializer(template, data=request.data, partial=partial))
+        template = services.template_update(actor=actor(request), template=template, data=data)
         return Response(s.TemplateSerializer(template).data)
 
     def partial_update(self, request: Request, pk=None, **kwargs) -> Response:
@@ -79,6 +88,7 @@ class CampaignListView(APIView):
 class CampaignFromCsvView(APIView):
     required_perms = {"POST": ["campaigns.add_campaign"]}
     parser_classes = [MultiPartParser]
+    body_limit = UPLOAD_BODY_LIMIT
 
     def initialize_request(self, request, *args, **kwargs):
         if request.method == "POST":
@@ -117,7 +127,8 @@ def _action(service, code: int = status.HTTP_200_OK, doc: str = ""):
     class ActionView(APIView):
         required_perms = CHANGE
 
-        @extend_schema(tags=["campaigns"], request=None, responses=s.CampaignSerializer, description=doc)
+        @extend_schema(tags=["campaigns"], request=None, description=doc, responses={
+            code: s.CampaignSerializer, 409: error_response("The campaign's status does not allow this")})
         def post(self, request: Request, campaign_id: str) -> Response:
             campaign = selectors.campaign_get(user=request.user, campaign_id=campaign_id)
             campaign = service(actor=actor(request), campaign=campaign)

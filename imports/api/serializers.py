@@ -2,6 +2,7 @@ from rest_framework import serializers
 
 from imports.models import ImportJob
 from imports.selectors import job_figures
+from subscribers.api.serializers import ListNameField
 from subscribers.models import KeyField
 
 
@@ -9,7 +10,7 @@ class ImportCsvSerializer(serializers.Serializer):
     """The multipart form of POST /api/v1/imports/csv (the file itself streams to disk)."""
 
     file = serializers.FileField(help_text="The CSV file (UTF-8, UTF-8 with BOM or cp1252; comma, semicolon or tab).")
-    list_name = serializers.CharField(max_length=200)
+    list_name = ListNameField()
     key_field = serializers.ChoiceField(choices=KeyField.choices, required=False)
     mapping = serializers.JSONField(required=False, help_text='Column -> field, e.g. {"E-mail": "email", "Tier": "custom:plan", "Notes": "ignore"}')
     update_existing = serializers.BooleanField(default=True)
@@ -65,14 +66,17 @@ class ImportAcceptedSerializer(serializers.Serializer):
 
 
 class BackgroundUploadSerializer(serializers.Serializer):
-    list_name = serializers.CharField(max_length=200)
-    subscribers = serializers.ListField(child=serializers.JSONField(), allow_empty=False, max_length=1_000_000)
+    list_name = ListNameField()
+    # Any JSON value: a record that is not an object (null included) becomes a row error of the job.
+    subscribers = serializers.ListField(child=serializers.JSONField(allow_null=True), allow_empty=False, min_length=1,
+                                        max_length=1_000_000)
     processing_mode = serializers.ChoiceField(choices=["background"], default="background")
 
 
 class ImportListParamsSerializer(serializers.Serializer):
-    status = serializers.CharField(required=False)
-    list_name = serializers.CharField(required=False)
+    # Blank is absent: `?status=` lists every job.
+    status = serializers.CharField(required=False, allow_blank=True)
+    list_name = serializers.CharField(required=False, allow_blank=True)
 
 
 class CleanupResultSerializer(serializers.Serializer):

@@ -16,9 +16,11 @@ from imports import selectors, services
 from imports.api import serializers as s
 from imports.models import ImportRowError
 from imports.rows import error_columns
-from imports.upload import UPLOAD_FIELD, ImportUploadHandler, StoredUpload
+from imports.upload import UPLOAD_BODY_LIMIT, UPLOAD_FIELD, ImportUploadHandler, StoredUpload
 from inboxerr.api import actor, parse
 from inboxerr.errors import InvalidInput, ServiceError
+from inboxerr.middleware import BodyLimit
+from inboxerr.openapi import error_response
 from subscribers.api.serializers import SubscriberSerializer
 from inboxerr.csvsafe import csv_lines, safe_cell
 from subscribers.models import Subscriber
@@ -49,6 +51,7 @@ def _accepted(job) -> Response:
 class ImportCsvView(APIView):
     required_perms = {"POST": ["imports.add_importjob"]}
     parser_classes = [MultiPartParser, FormParser]
+    body_limit = UPLOAD_BODY_LIMIT
 
     def initialize_request(self, request, *args, **kwargs):
         # Before anything reads the body: the file streams to IMPORT_DIR, hashed on the way.
@@ -60,8 +63,8 @@ class ImportCsvView(APIView):
     @extend_schema(
         tags=TAG,
         request={"multipart/form-data": s.ImportCsvSerializer},
-        responses={202: s.ImportAcceptedSerializer, 409: OpenApiResponse(description="Same file already imported into this list"),
-                   413: OpenApiResponse(description="Over IMPORT_MAX_BYTES")},
+        responses={202: s.ImportAcceptedSerializer, 409: error_response("Same file already imported into this list"),
+                   413: error_response("Over IMPORT_MAX_BYTES")},
     )
     def post(self, request: Request) -> Response:
         """Upload a CSV into a list; answers 202 with the job at once, the import runs on a worker."""
@@ -162,7 +165,8 @@ class ImportErrorsView(APIView):
 class ImportCancelView(APIView):
     required_perms = {"POST": CHANGE}
 
-    @extend_schema(tags=TAG, request=None, responses=s.ImportJobSerializer)
+    @extend_schema(tags=TAG, request=None,
+                   responses={200: s.ImportJobSerializer, 409: error_response("The job is no longer pending or running")})
     def post(self, request: Request, job_id: str) -> Response:
         """Cancel a pending or running import; rows of chunks already committed stay."""
         job = selectors.job_get(user=request.user, job_id=job_id)
@@ -175,8 +179,11 @@ class ImportCancelView(APIView):
 
 class BackgroundUploadView(APIView):
     required_perms = {"POST": ["imports.add_importjob"]}
+    # The records are an import: the same ceiling as the CSV file that would carry them.
+    body_limit = BodyLimit("IMPORT_MAX_BYTES")
 
-    @extend_schema(tags=["subscribers"], request=s.BackgroundUploadSerializer, responses={202: s.ImportAcceptedSerializer})
+    @extend_schema(tags=["subscribers"], request=s.BackgroundUploadSerializer, responses={
+        202: s.ImportAcceptedSerializer, 409: error_response("The same records were already imported into this list")})
     def post(self, request: Request) -> Response:
         """Seed 000 background upload: records go to a job on the import pipeline."""
         data = parse(s.BackgroundUploadSerializer, request.data)
@@ -208,7 +215,8 @@ class JobsCleanupStuckView(APIView):
 class JobForceRetryView(APIView):
     required_perms = {"POST": CHANGE}
 
-    @extend_schema(tags=["subscribers"], request=None, responses=s.ForceRetryResultSerializer)
+    @extend_schema(tags=["subscribers"], request=None, responses={
+        200: s.ForceRetryResultSerializer, 409: error_response("The job has not failed or stuck, or its file is gone")})
     def post(self, request: Request, job_id: str) -> Response:
         """Retry a failed job from its checkpoint."""
         job = selectors.job_get(user=request.user, job_id=job_id)
@@ -219,7 +227,7 @@ class JobForceRetryView(APIView):
 class JobsClearAllView(APIView):
     required_perms = {"DELETE": ["imports.delete_importjob"]}
 
-    @extend_schema(tags=["subscribers"], responses=s.ClearResultSerializer)
+    @extend_schema(tags=["subscribers"], responses={200: s.ClearResultSerializer})
     def delete(self, request: Request) -> Response:
         """Delete the records of finished jobs (subscribers stay)."""
         return Response(services.jobs_clear(actor=actor(request), jobs=selectors.jobs_for_user(request.user)))

@@ -1,10 +1,23 @@
 """Input and output shapes of the subscribers API (seed 000). Input serializers check types and
 ranges; the services own the rules (address syntax, uniqueness, safety checks)."""
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from inboxerr.openapi import refuses_unknown_fields
 from subscribers.models import Channel, KeyField, Subscriber, SubscriberStatus, Suppression, SuppressionReason
 from subscribers.selectors import SEARCH_MODES, SORTABLE_FIELDS
+
+
+# Not blank once trimmed: Python's whitespace counts \x1c-\x1f and \x85, a pattern's \s does not.
+@extend_schema_field({"type": "string", "maxLength": 200, "pattern": r"^[^/]*[^/\s\u001c-\u001f\u0085][^/]*$",
+                      "description": "A list's name: not blank, no '/' (names are used in URLs)."})
+class ListNameField(serializers.CharField):
+    """A list's name in a body, as the services take it (subscribers.services._validate_list_fields)."""
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("max_length", 200)
+        super().__init__(**kwargs)
 
 
 class SubscriberSerializer(serializers.ModelSerializer):
@@ -30,8 +43,9 @@ class SubscriberSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+@refuses_unknown_fields
 class SubscriberWriteSerializer(serializers.Serializer):
-    list = serializers.CharField(max_length=200, help_text="List name; the list is created on first use.")
+    list = ListNameField(help_text="List name; the list is created on first use.")
     email = serializers.CharField(max_length=254, required=False, allow_blank=True)
     phone = serializers.CharField(max_length=40, required=False, allow_blank=True)
     name = serializers.CharField(max_length=200, required=False, allow_blank=True)
@@ -49,8 +63,9 @@ class SubscriberWriteSerializer(serializers.Serializer):
         return attrs
 
 
+@refuses_unknown_fields
 class SubscriberUpdateSerializer(SubscriberWriteSerializer):
-    list = serializers.CharField(max_length=200, required=False, help_text="Move to another list by name.")
+    list = ListNameField(required=False, help_text="Move to another list by name.")
 
 
 class StatusParamsSerializer(serializers.Serializer):
@@ -58,7 +73,7 @@ class StatusParamsSerializer(serializers.Serializer):
 
 
 class ListCreateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=200)
+    name = ListNameField()
     description = serializers.CharField(required=False, allow_blank=True, default="")
     key_field = serializers.ChoiceField(choices=KeyField.choices, default=KeyField.EMAIL)
 
@@ -89,29 +104,32 @@ class SearchParamsSerializer(serializers.Serializer):
     sort_by = serializers.ChoiceField(choices=SORTABLE_FIELDS, default="created_at")
     sort_order = serializers.ChoiceField(choices=("asc", "desc"), default="desc")
     search_mode = serializers.ChoiceField(choices=SEARCH_MODES, default="smart")
-    owner = serializers.CharField(required=False, help_text="Superusers: whose list `list_name` names.")
+    owner = serializers.CharField(required=False, allow_blank=True, help_text="Superusers: whose list `list_name` names.")
 
 
 class ListPageParamsSerializer(serializers.Serializer):
     page = serializers.IntegerField(min_value=1, max_value=MAX_PAGE, default=1)
     limit = serializers.IntegerField(min_value=1, max_value=100, default=50)
     search = serializers.CharField(required=False, allow_blank=True, default="", max_length=254)
-    owner = serializers.CharField(required=False, help_text="Superusers: whose list this is.")
+    owner = serializers.CharField(required=False, allow_blank=True, help_text="Superusers: whose list this is.")
 
 
 class ListDeleteParamsSerializer(serializers.Serializer):
     force = serializers.BooleanField(default=False)
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
-    owner = serializers.CharField(required=False, help_text="Superusers: whose list this is.")
+    owner = serializers.CharField(required=False, allow_blank=True, help_text="Superusers: whose list this is.")
 
 
 class OwnerParamSerializer(serializers.Serializer):
-    owner = serializers.CharField(required=False, help_text="Superusers: whose list this is.")
+    owner = serializers.CharField(required=False, allow_blank=True, help_text="Superusers: whose list this is.")
 
 
 class BulkSerializer(serializers.Serializer):
-    list_name = serializers.CharField(max_length=200)
-    subscribers = serializers.ListField(child=serializers.JSONField(), allow_empty=False)
+    list_name = ListNameField()
+    # Any JSON value: a record that is not an object (null included) is reported by its position
+    # with the other bad records, not refused with the whole call.
+    subscribers = serializers.ListField(child=serializers.JSONField(allow_null=True), allow_empty=False, min_length=1,
+                                        help_text="Records: objects with email/phone, name, status and any other field.")
 
 
 class BulkResultSerializer(serializers.Serializer):
@@ -125,7 +143,8 @@ class BulkResultSerializer(serializers.Serializer):
 
 
 class AnalyzeFieldsSerializer(serializers.Serializer):
-    listIds = serializers.ListField(child=serializers.CharField(max_length=200), allow_empty=False, max_length=100)
+    listIds = serializers.ListField(child=ListNameField(), allow_empty=False, min_length=1,
+                                    max_length=100)
 
 
 class AnalyzeFieldsResultSerializer(serializers.Serializer):

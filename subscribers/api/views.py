@@ -3,14 +3,16 @@ selector, and shape the output; the rules live in services.py and selectors.py."
 
 from django.http import StreamingHttpResponse
 from django.utils.text import slugify
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from inboxerr.api import actor, parse
+from inboxerr.openapi import error_response
 from inboxerr.csvsafe import csv_lines
+from inboxerr.middleware import BodyLimit
 from subscribers import selectors, services
 from subscribers.api import serializers as s
 from subscribers.models import Suppression
@@ -28,7 +30,8 @@ class ListsView(APIView):
         params = parse(s.ListsParamsSerializer, request.query_params)
         return Response(selectors.list_counts(user=request.user, simple=params["simple"]))
 
-    @extend_schema(tags=TAG, request=s.ListCreateSerializer, responses={201: s.ListSummarySerializer})
+    @extend_schema(tags=TAG, request=s.ListCreateSerializer,
+                   responses={201: s.ListSummarySerializer, 409: error_response("You already have a list of that name")})
     def post(self, request: Request) -> Response:
         """Create a list explicitly (lists are also created on first use by name)."""
         data = parse(s.ListCreateSerializer, request.data)
@@ -44,7 +47,7 @@ class ListDetailView(APIView):
     @extend_schema(
         tags=TAG,
         parameters=[s.ListDeleteParamsSerializer],
-        responses={200: s.ListDeleteResultSerializer, 409: OpenApiResponse(description="Active jobs or a large list without force=true")},
+        responses={200: s.ListDeleteResultSerializer, 409: error_response("Active jobs or a large list without force=true")},
     )
     def delete(self, request: Request, list_name: str) -> Response:
         """Delete a list with seed 000's safety checks (active jobs, large lists need force=true)."""
@@ -93,7 +96,8 @@ class ListPageView(APIView):
 class SearchView(APIView):
     required_perms = {"GET": VIEW_SUBSCRIBER}
 
-    @extend_schema(tags=TAG, parameters=[s.SearchParamsSerializer], responses=s.SearchResultSerializer)
+    @extend_schema(tags=TAG, parameters=[s.SearchParamsSerializer],
+                   responses={200: s.SearchResultSerializer, 404: error_response("No list named list_name (or no such owner)")})
     def get(self, request: Request) -> Response:
         """Search subscribers across lists with filters, sorting and pagination."""
         params = parse(s.SearchParamsSerializer, request.query_params)
@@ -116,7 +120,7 @@ class SearchView(APIView):
 class SubscriberCreateView(APIView):
     required_perms = {"POST": ["subscribers.add_subscriber"]}
 
-    @extend_schema(tags=TAG, request=s.SubscriberWriteSerializer, responses={201: s.SubscriberSerializer, 409: OpenApiResponse(description="Already in that list")})
+    @extend_schema(tags=TAG, request=s.SubscriberWriteSerializer, responses={201: s.SubscriberSerializer, 409: error_response("Already in that list")})
     def post(self, request: Request) -> Response:
         """Add one subscriber to a list (409 if the address is already on it)."""
         data = dict(parse(s.SubscriberWriteSerializer, request.data))
@@ -137,7 +141,8 @@ class SubscriberDetailView(APIView):
         subscriber = selectors.subscriber_get(user=request.user, subscriber_id=subscriber_id)
         return Response(s.SubscriberSerializer(subscriber).data)
 
-    @extend_schema(tags=TAG, request=s.SubscriberUpdateSerializer, responses=s.ActionMessageSerializer)
+    @extend_schema(tags=TAG, request=s.SubscriberUpdateSerializer, responses={
+        200: s.ActionMessageSerializer, 409: error_response("The address is already on the target list")})
     def put(self, request: Request, subscriber_id: int) -> Response:
         """Update a subscriber's address, list, status or fields (only the fields sent change)."""
         subscriber = selectors.subscriber_get(user=request.user, subscriber_id=subscriber_id)
@@ -145,7 +150,7 @@ class SubscriberDetailView(APIView):
         updated = services.subscriber_update(actor=actor(request), subscriber=subscriber, data=data)
         return Response({"message": "Subscriber updated successfully", "subscriber": s.SubscriberSerializer(updated).data})
 
-    @extend_schema(tags=TAG, responses=s.ActionMessageSerializer)
+    @extend_schema(tags=TAG, responses={200: s.ActionMessageSerializer})
     def delete(self, request: Request, subscriber_id: int) -> Response:
         subscriber = selectors.subscriber_get(user=request.user, subscriber_id=subscriber_id)
         services.subscriber_delete(actor=actor(request), subscriber=subscriber)
@@ -167,6 +172,8 @@ class SubscriberStatusView(APIView):
 
 class BulkView(APIView):
     required_perms = {"POST": ["subscribers.add_subscriber", "subscribers.change_subscriber"]}
+    # Up to 10,000 records: an import, with the import's ceiling rather than API_MAX_BODY_BYTES.
+    body_limit = BodyLimit("IMPORT_MAX_BYTES")
 
     @extend_schema(tags=TAG, request=s.BulkSerializer, responses=s.BulkResultSerializer)
     def post(self, request: Request) -> Response:
@@ -181,7 +188,8 @@ class BulkView(APIView):
 class AnalyzeFieldsView(APIView):
     required_perms = {"POST": VIEW_SUBSCRIBER}
 
-    @extend_schema(tags=TAG, request=s.AnalyzeFieldsSerializer, responses=s.AnalyzeFieldsResultSerializer)
+    @extend_schema(tags=TAG, request=s.AnalyzeFieldsSerializer,
+                   responses={200: s.AnalyzeFieldsResultSerializer, 404: error_response("One of the lists does not exist")})
     def post(self, request: Request) -> Response:
         """Which fields the chosen lists offer (for merge fields): universal, standard, custom."""
         data = parse(s.AnalyzeFieldsSerializer, request.data)
@@ -189,6 +197,8 @@ class AnalyzeFieldsView(APIView):
 
 
 @extend_schema(tags=["suppressions"])
+@extend_schema_view(create=extend_schema(
+    responses={201: s.SuppressionSerializer, 409: error_response("The address is already suppressed")}))
 class SuppressionViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins.DestroyModelMixin,
     viewsets.GenericViewSet,

@@ -2,23 +2,27 @@
 route aliases. Views parse, call a selector or service, and serialize."""
 
 from django.db import transaction
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
+from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from inboxerr.api import actor, parse
 from inboxerr.errors import InvalidInput, NotFound
+from inboxerr.openapi import error_response
 from inboxerr.webhooks import selectors, services
 from inboxerr.webhooks.api import serializers as s
+from inboxerr.webhooks.models import WebhookDelivery
 
 TAG = ["webhooks"]
 VIEW = ["webhooks.view_webhookendpoint"]
 ADD = ["webhooks.add_webhookendpoint"]
 CHANGE = ["webhooks.change_webhookendpoint"]
 DELETE = ["webhooks.delete_webhookendpoint"]
-NOT_FOUND = OpenApiResponse(description="No such endpoint (or not yours)")
+NOT_FOUND = error_response("No such endpoint (or not yours)")
+SEED_STATUSES = ["active", "inactive"]
 
 
 def _created(request: Request) -> Response:
@@ -85,18 +89,23 @@ class RotateSecretView(APIView):
         return Response(s.EndpointWithSecretSerializer(endpoint).data)
 
 
-class DeliveryListView(APIView):
+class DeliveryListView(ListAPIView):
+    """A list view, so that the schema declares the paginated object it answers (count, next,
+    previous, results), not a bare array."""
+
     required_perms = {"GET": VIEW}
+    serializer_class = s.DeliverySerializer
 
     @extend_schema(tags=TAG, responses={200: s.DeliverySerializer(many=True), 404: NOT_FOUND})
-    def get(self, request: Request, endpoint_id: int) -> Response:
+    def get(self, request: Request, *args, **kwargs) -> Response:
         """The endpoint's deliveries, newest first, paginated."""
-        from inboxerr.pagination import PageNumberPagination
+        return super().get(request, *args, **kwargs)
 
-        endpoint = selectors.endpoint_get(user=request.user, endpoint_id=endpoint_id)
-        paginator = PageNumberPagination()
-        page = paginator.paginate_queryset(endpoint.deliveries.all(), request, view=self)
-        return paginator.get_paginated_response(s.DeliverySerializer(page, many=True).data)
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation has no user
+            return WebhookDelivery.objects.none()
+        endpoint = selectors.endpoint_get(user=self.request.user, endpoint_id=self.kwargs["endpoint_id"])
+        return endpoint.deliveries.all()
 
 
 class DeliveryReplayView(APIView):
@@ -104,8 +113,8 @@ class DeliveryReplayView(APIView):
 
     @extend_schema(
         tags=TAG, request=None,
-        responses={202: s.DeliverySerializer, 404: OpenApiResponse(description="No such delivery (or not yours)"),
-                   409: OpenApiResponse(description="The endpoint is disabled")},
+        responses={202: s.DeliverySerializer, 404: error_response("No such delivery (or not yours)"),
+                   409: error_response("The endpoint is disabled")},
     )
     def post(self, request: Request, delivery_id: int) -> Response:
         """Send a delivery again, with the same webhook id."""
@@ -140,11 +149,12 @@ class SeedUpdateStatusView(APIView):
     required_perms = {"PUT": CHANGE}
 
     @extend_schema(tags=TAG, operation_id="webhooks_seed_update_status", request=None,
-                   responses={200: s.EndpointSerializer, 400: OpenApiResponse(description="status is not active|inactive"),
+                   parameters=[OpenApiParameter("status", str, OpenApiParameter.PATH, enum=SEED_STATUSES)],
+                   responses={200: s.EndpointSerializer, 400: error_response("status is not active or inactive"),
                               404: NOT_FOUND})
     def put(self, request: Request, endpoint_id: int, status: str) -> Response:  # noqa: A002 (seed's name)
         """Seed alias: activate or deactivate an endpoint (`status` is active or inactive)."""
-        if status not in ("active", "inactive"):
+        if status not in SEED_STATUSES:
             raise InvalidInput("status must be 'active' or 'inactive'", field="status")
         endpoint = selectors.endpoint_get(user=request.user, endpoint_id=endpoint_id)
         endpoint = services.endpoint_update(
@@ -157,7 +167,7 @@ class SeedDeleteByUrlView(APIView):
     required_perms = {"DELETE": DELETE}
 
     @extend_schema(tags=TAG, operation_id="webhooks_seed_delete_by_url",
-                   responses={200: s.DeletedSerializer, 404: OpenApiResponse(description="You have no endpoint with that URL")})
+                   responses={200: s.DeletedSerializer, 404: error_response("You have no endpoint with that URL")})
     def delete(self, request: Request, url: str) -> Response:
         """Seed alias: delete your endpoints with this URL (URL-encoded in the path)."""
         # Own endpoints only, even for a superuser: a URL is not a unique key across owners.
