@@ -86,7 +86,8 @@ def _declare_errors(operation: dict) -> None:
     responses = operation.setdefault("responses", {})
     parameters = operation.get("parameters", [])
     # 400 everywhere: a query string PostgreSQL cannot store (a NUL) is refused on every route.
-    codes = ["400", "401", "403", "406", "429"]
+    # 429 is declared by inboxerr.throttling.document_throttling, on throttled operations only.
+    codes = ["400", "401", "403", "406"]
     if any(parameter.get("in") == "path" or parameter.get("name") == "page" for parameter in parameters):
         codes.append("404")  # no such object, or a page past the last
     if "requestBody" in operation:
