@@ -10,6 +10,7 @@ from django.utils import timezone
 from imports.tests.helpers import import_file
 from inboxerr.progress import CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED, JobProgressConsumer
 from inboxerr.tests.processes import kill_group, start_qcluster
+from inboxerr.tests.websockets import handshake
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -79,16 +80,6 @@ def _token_for(user) -> str:
     return api_token_create(actor=Actor(user=user, source="command"), username=user.username)[1]
 
 
-async def _handshake(path: str, headers: list[tuple[bytes, bytes]]) -> tuple[bool, object, dict | None]:
-    from inboxerr.asgi import application
-
-    communicator = WebsocketCommunicator(application, path, headers=headers)
-    connected, code = await communicator.connect(timeout=10)
-    first = await communicator.receive_json_from(timeout=10) if connected else None
-    await communicator.disconnect()
-    return connected, code, first
-
-
 @pytest.fixture
 def small_job(owner, tmp_path, settings):
     settings.IMPORT_DIR = tmp_path / "imports"
@@ -99,7 +90,7 @@ def small_job(owner, tmp_path, settings):
 
 def test_an_api_client_follows_a_job_with_its_token_and_no_origin(owner, small_job):
     headers = [(b"authorization", f"Token {_token_for(owner)}".encode())]
-    connected, _, first = async_to_sync(_handshake)(f"/ws/jobs/{small_job.pk}/", headers)
+    connected, _, first = handshake(f"/ws/jobs/{small_job.pk}/", headers)
     assert connected
     assert (first["id"], first["kind"], first["status"]) == (str(small_job.pk), "import", "pending")
 
@@ -107,14 +98,14 @@ def test_an_api_client_follows_a_job_with_its_token_and_no_origin(owner, small_j
 def test_the_task_monitor_address_is_the_same_stream(owner, small_job):
     headers = [(b"authorization", f"Token {_token_for(owner)}".encode())]
     for path in (f"/webhooks/task-monitor/{small_job.pk}", f"/api/v1/webhooks/task-monitor/{small_job.pk}"):
-        connected, _, first = async_to_sync(_handshake)(path, headers)
+        connected, _, first = handshake(path, headers)
         assert connected, path
         assert first["id"] == str(small_job.pk)
 
 
 def test_a_token_sees_only_its_owners_jobs(outsider, small_job):
     headers = [(b"authorization", f"Token {_token_for(outsider)}".encode())]
-    assert async_to_sync(_handshake)(f"/ws/jobs/{small_job.pk}/", headers)[:2] == (False, CLOSE_NOT_FOUND)
+    assert handshake(f"/ws/jobs/{small_job.pk}/", headers)[:2] == (False, CLOSE_NOT_FOUND)
 
 
 def test_a_wrong_expired_or_malformed_token_is_refused(owner, small_job):
@@ -123,13 +114,13 @@ def test_a_wrong_expired_or_malformed_token_is_refused(owner, small_job):
     token = _token_for(owner)
     AuthToken.objects.filter(user=owner).update(expiry=timezone.now() - timedelta(seconds=1))
     for value in (f"Token {token}", "Token not-a-token", "Bearer abc", "Token", f"Basic {token}"):
-        refused = async_to_sync(_handshake)(f"/ws/jobs/{small_job.pk}/", [(b"authorization", value.encode())])
+        refused = handshake(f"/ws/jobs/{small_job.pk}/", [(b"authorization", value.encode())])
         assert refused[:2] == (False, CLOSE_UNAUTHENTICATED), value
 
 
 def test_a_handshake_without_a_token_still_needs_an_allowed_origin(small_job):
     # A session handshake from another site's page is refused before any authentication.
-    connected, _, _ = async_to_sync(_handshake)(f"/ws/jobs/{small_job.pk}/", [(b"origin", b"https://evil.example")])
+    connected, _, _ = handshake(f"/ws/jobs/{small_job.pk}/", [(b"origin", b"https://evil.example")])
     assert not connected
-    connected, code, _ = async_to_sync(_handshake)(f"/ws/jobs/{small_job.pk}/", [(b"origin", b"http://localhost")])
+    connected, code, _ = handshake(f"/ws/jobs/{small_job.pk}/", [(b"origin", b"http://localhost")])
     assert (connected, code) == (False, CLOSE_UNAUTHENTICATED)  # allowed origin, but no session

@@ -22,8 +22,6 @@ from dataclasses import dataclass, field
 from urllib.parse import quote, unquote
 
 import pytest
-from asgiref.sync import async_to_sync
-from channels.testing import WebsocketCommunicator
 from django.apps import apps
 from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
@@ -49,6 +47,7 @@ from inboxerr.actors import Actor
 from inboxerr.progress import CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED
 from inboxerr.webhooks import services as webhook_services
 from inboxerr.webhooks.models import WebhookDelivery
+from inboxerr.tests.websockets import handshake
 from subscribers import services as subscriber_services
 
 pytestmark = pytest.mark.django_db
@@ -651,16 +650,6 @@ def test_another_owner_gets_what_a_missing_object_gets(case: Case, world: World)
 # --- WebSockets --------------------------------------------------------------------------------------
 
 
-async def _handshake(path: str, headers: list[tuple[bytes, bytes]]) -> tuple[bool, object, dict | None]:
-    from inboxerr.asgi import application
-
-    communicator = WebsocketCommunicator(application, path, headers=headers)
-    connected, code = await communicator.connect(timeout=10)
-    first = await communicator.receive_json_from(timeout=10) if connected else None
-    await communicator.disconnect()
-    return connected, code, first
-
-
 @pytest.mark.django_db(transaction=True)  # the consumer reads through its own connection
 @pytest.mark.parametrize("case", _cases("ws"), ids=str)
 def test_another_owner_cannot_follow_a_job_over_websocket(case: Case, world: World):
@@ -669,10 +658,10 @@ def test_another_owner_cannot_follow_a_job_over_websocket(case: Case, world: Wor
     before = _snapshot()
 
     def as_user(token: str, path: str):
-        return async_to_sync(_handshake)(path, [(b"authorization", f"Token {token}".encode())])
+        return handshake(path, [(b"authorization", f"Token {token}".encode())])
 
     as_outsider, as_missing = as_user(world.outsider_token, url), as_user(world.outsider_token, missing_url)
-    anonymous = async_to_sync(_handshake)(url, [(b"origin", b"http://localhost")])
+    anonymous = handshake(url, [(b"origin", b"http://localhost")])
 
     assert as_outsider[:2] == as_missing[:2] == (False, CLOSE_NOT_FOUND)
     assert anonymous[:2] == (False, CLOSE_UNAUTHENTICATED)
