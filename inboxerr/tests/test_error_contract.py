@@ -133,6 +133,13 @@ def test_a_page_size_out_of_range_is_a_400_not_the_default(api):
     assert api.get("/api/v1/templates/", {"limit": 200}).status_code == 200
 
 
+def test_a_page_that_is_not_a_whole_number_from_1_is_a_400_not_the_first_or_last_page(api):
+    for page in ("", "0", "last", "1.5", "²"):
+        body = assert_error(api.get(f"/api/v1/templates/?page={page}"), 400, field="page")
+        assert body["detail"] == "page: must be a whole number from 1"
+    assert api.get("/api/v1/templates/", {"page": 1}).status_code == 200
+
+
 def test_a_page_past_the_last_is_json_404(api):
     assert_error(api.get("/api/v1/templates/", {"page": 5}), 404, detail="Invalid page")
 
