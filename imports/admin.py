@@ -20,6 +20,7 @@ REPEATED = "Repeated in the file"  # the duplicates figure, named the same on ev
 IMPORT_FIGURES = (
     Figure("total_rows", "Rows in the file"), Figure("processed_rows", "Rows read"), Figure("created", "Created"),
     Figure("updated", "Updated"), Figure("duplicates", REPEATED), Figure("invalid", "Invalid rows"),
+    Figure("warnings", "Fields left out (warnings)"),
 )
 IMPORT_CONTROLS = (
     JobControl("cancel", "Cancel the import", lambda actor, job: services.import_cancel(actor=actor, job=job),
@@ -119,7 +120,8 @@ class ImportJobAdmin(JobPageMixin, OwnedAdmin):
         return IMPORT_CONTROLS
 
     def job_links(self, job: ImportJob):
-        links = [JobLink("Download the row errors (CSV)", reverse("import-errors", args=[job.pk]), if_positive="invalid")]
+        links = [JobLink("Download the report: invalid rows and warnings (CSV)", reverse("import-errors", args=[job.pk]),
+                         if_positive="report_lines")]
         if job.list_id:
             links.append(JobLink("Subscribers of the list",
                                  reverse("admin:subscribers_subscriber_changelist") + f"?list__id__exact={job.list_id}"))
@@ -175,7 +177,12 @@ class ImportJobAdmin(JobPageMixin, OwnedAdmin):
 
     @admin.display(description="invalid", ordering="invalid")
     def invalid_display(self, job: ImportJob) -> str:
-        return f"{job.invalid:,}"
+        if not job.warnings:
+            return f"{job.invalid:,}"
+        # Kept rows with a field left out are no invalid rows, but an operator scanning the list
+        # should see that the report has something in it.
+        return format_html('{} <span class="import-warnings" title="Fields left out of rows that were imported">'
+                           '(+{} warnings)</span>', f"{job.invalid:,}", f"{job.warnings:,}")
 
     @admin.display(description="status", ordering="status")
     def status_display(self, job: ImportJob) -> str:

@@ -51,6 +51,9 @@ class ImportJob(models.Model):
     updated = models.BigIntegerField(default=0)
     duplicates = models.BigIntegerField(default=0)
     invalid = models.BigIntegerField(default=0)
+    # Secondary fields left out of rows that were kept (a bad phone on an email-keyed list):
+    # one per field, counted apart from invalid rows, every one counted even past the report's cap.
+    warnings = models.BigIntegerField(default=0, help_text="Fields left out of rows that were kept.")
     progress = models.FloatField(default=0.0)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -89,11 +92,19 @@ class ImportJob(models.Model):
         return self.status in ACTIVE_IMPORT_STATUSES
 
 
+class RowIssueKind(models.TextChoices):
+    ERROR = "error", "Error: the row was not imported"
+    WARNING = "warning", "Warning: the row was imported without this field"
+
+
 class ImportRowError(models.Model):
-    """One row an import could not take, with the reason and the row as it was in the file."""
+    """A line of an import's report: a row it could not take (an error), or a secondary field
+    it left out of a row it took (a warning, naming the column), with the row as it was."""
 
     job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="row_errors")
     row = models.BigIntegerField(help_text="Row number in the file; the header is row 1.")
+    kind = models.CharField(max_length=8, choices=RowIssueKind.choices, default=RowIssueKind.ERROR)
+    column = models.CharField(max_length=200, blank=True, help_text="For a warning: the column left out.")
     reason = models.CharField(max_length=500)
     values = models.JSONField(default=dict, blank=True)
 
@@ -102,4 +113,4 @@ class ImportRowError(models.Model):
         indexes = [models.Index(fields=["job", "row"], name="import_error_job_row")]
 
     def __str__(self) -> str:
-        return f"row {self.row}: {self.reason}"
+        return f"row {self.row} ({self.kind}): {self.reason}"

@@ -104,7 +104,7 @@ def _cleaner(job: ImportJob, key_field: str) -> CsvRowCleaner | JsonRowCleaner:
         return JsonRowCleaner(key_field)
     fmt = CsvFormat(**job.options["format"])
     plan = plan_columns(read_header(Path(job.file_path), fmt), job.options.get("mapping"))
-    return CsvRowCleaner(plan, key_field)
+    return CsvRowCleaner(plan, key_field, job.options.get("keep_raw") or ())
 
 
 def import_run(*, job_id, token: str, on_chunk: Callable[[int, int], None] | None = None) -> ImportJob:
@@ -199,11 +199,12 @@ def _write_behind(job: ImportJob, token: str, writer, chunks: Iterator["_Chunk"]
 
 
 class _Chunk:
-    __slots__ = ("rows", "errors", "in_chunk_duplicates", "last_row", "offset")
+    __slots__ = ("rows", "errors", "warnings", "in_chunk_duplicates", "last_row", "offset")
 
     def __init__(self) -> None:
         self.rows: list[CleanRow] = []
         self.errors: list[RowError] = []
+        self.warnings: list[RowError] = []  # secondary fields left out of rows that were kept
         self.in_chunk_duplicates = 0
         self.last_row = 0
         self.offset = 0
@@ -215,7 +216,7 @@ class _Chunk:
 def _chunks(records, cleaner, size: int) -> Iterator[_Chunk]:
     chunk, keys = _Chunk(), set()
     for number, cells, offset in records:
-        result = cleaner.clean(number, cells)
+        result = cleaner.clean(number, cells, chunk.warnings)
         if isinstance(result, RowError):
             chunk.errors.append(result)
         elif result.key in keys:
@@ -237,16 +238,16 @@ def _commit_chunk(job: ImportJob, token: str, writer, chunk: _Chunk) -> None:
         # (no deadlock on overlapping keys); imports into different lists run side by side.
         list(SubscriberList.objects.select_for_update().filter(pk=job.list_id).values_list("pk"))
         # Still ours? (Checked before the writer touches the job's key table, which a cancel drops.)
-        held = ImportJob.objects.select_for_update().filter(
-            pk=job.pk, worker_token=token, status=ImportStatus.PROCESSING
+        held = (
+            ImportJob.objects.select_for_update()
+            .filter(pk=job.pk, worker_token=token, status=ImportStatus.PROCESSING)
+            .values_list("invalid", "warnings")
+            .first()
         )
-        if not held.exists():
+        if held is None:
             raise JobLost
         counts: ChunkCounts = writer.write(chunk.rows)
-        ImportRowError.objects.bulk_create(
-            [ImportRowError(job_id=job.pk, row=e.row, reason=e.reason, values=e.values) for e in chunk.errors],
-            batch_size=1000,
-        )
+        _store_report_lines(job.pk, chunk, already=sum(held))
         if counts.created:
             SubscriberList.objects.filter(pk=job.list_id).update(subscriber_count=F("subscriber_count") + counts.created)
         size = max(job.size_bytes, 1)
@@ -258,6 +259,7 @@ def _commit_chunk(job: ImportJob, token: str, writer, chunk: _Chunk) -> None:
                 updated=F("updated") + counts.updated,
                 duplicates=F("duplicates") + counts.duplicates + chunk.in_chunk_duplicates,
                 invalid=F("invalid") + len(chunk.errors),
+                warnings=F("warnings") + len(chunk.warnings),
                 stats=_stats_update(job, counts),
                 progress=min(99.9, round(100.0 * chunk.offset / size, 1)),
                 checkpoint={"offset": chunk.offset, "row": chunk.last_row},
@@ -269,6 +271,30 @@ def _commit_chunk(job: ImportJob, token: str, writer, chunk: _Chunk) -> None:
             raise JobLost  # rolls this chunk back: the job is not ours any more
         counter_add("import_rows_processed", len(chunk))
     job.refresh_from_db(fields=["stats"])
+
+
+def _store_report_lines(job_id, chunk: _Chunk, *, already: int) -> None:
+    """Write the chunk's errors and warnings in row order, in one COPY (one multi-row INSERT
+    elsewhere), up to IMPORT_MAX_STORED_ERRORS lines per job: a file where half the rows are bad
+    costs no more than a clean one. Every line up to the cap is stored, so `already` (the job's
+    count before this chunk) tells how much room is left."""
+    room = max(0, settings.IMPORT_MAX_STORED_ERRORS) - already
+    if room <= 0 or not (chunk.errors or chunk.warnings):
+        return
+    lines = sorted(chunk.errors + chunk.warnings, key=lambda line: line.row)[:room]
+    if connection.vendor == "postgresql":
+        table = ImportRowError._meta.db_table
+        with connection.cursor() as cursor:
+            with cursor.cursor.copy(f'COPY {table} (job_id, "row", kind, "column", reason, "values") FROM STDIN') as copy:
+                for line in lines:
+                    copy.write_row((job_id, line.row, line.kind, line.column, line.reason,
+                                    json.dumps(line.values, ensure_ascii=False)))
+        return
+    ImportRowError.objects.bulk_create(
+        [ImportRowError(job_id=job_id, row=e.row, kind=e.kind, column=e.column, reason=e.reason, values=e.values)
+         for e in lines],
+        batch_size=len(lines),
+    )
 
 
 def _stats_update(job: ImportJob, counts: ChunkCounts) -> dict:
@@ -300,6 +326,11 @@ def _finish(job: ImportJob, token: str, status: str, *, error: str = "", elapsed
             duration = (now - job.started_at).total_seconds()
             stats["duration_seconds"] = round(duration, 2)
             stats["rows_per_second"] = round(job.processed_rows / duration) if duration > 0 else job.processed_rows
+        issues = job.invalid + job.warnings
+        if issues:
+            # The report keeps the first lines only; the counts above are complete.
+            stats["report_lines_stored"] = min(issues, max(0, settings.IMPORT_MAX_STORED_ERRORS))
+            stats["report_truncated"] = issues > stats["report_lines_stored"]
         if job.processed_rows:
             stats["duplicate_percentage"] = round(100.0 * job.duplicates / job.processed_rows, 2)
             stats["success_rate"] = round(100.0 * (job.processed_rows - job.invalid) / job.processed_rows, 2)
@@ -325,9 +356,10 @@ def _finish(job: ImportJob, token: str, status: str, *, error: str = "", elapsed
             owner_id=job.owner_id,
             user_action=f"Import into '{job.list_name}' {import_status_label(status).lower()}: "
             f"{job.created} created, {job.updated} updated, "
-            f"{job.duplicates} duplicates, {job.invalid} invalid",
+            f"{job.duplicates} duplicates, {job.invalid} invalid, {job.warnings} fields left out",
             after={"status": status, "created": job.created, "updated": job.updated,
-                   "duplicates": job.duplicates, "invalid": job.invalid, "error": job.error_message},
+                   "duplicates": job.duplicates, "invalid": job.invalid, "warnings": job.warnings,
+                   "error": job.error_message},
         )
         services.import_event_emit(job=job)
         if not keep_file and path:

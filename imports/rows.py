@@ -26,11 +26,19 @@ class CleanRow(NamedTuple):
     custom_json: str
 
 
+ERROR, WARNING = "error", "warning"
+
+
 @dataclass(frozen=True, slots=True)
 class RowError:
+    """A line of the report: an error (the row was not taken) or a warning (the row was taken
+    without one secondary field, named in `column`)."""
+
     row: int
     reason: str
     values: dict
+    kind: str = ERROR
+    column: str = ""
 
 
 def row_error(number: int, reason: str, values: dict[str, str]) -> RowError:
@@ -42,6 +50,11 @@ def row_error(number: int, reason: str, values: dict[str, str]) -> RowError:
         storable(reason[:500]),
         {storable(name): storable(value[:MAX_ERROR_VALUE_CHARS]) for name, value in values.items()},
     )
+
+
+def row_warning(number: int, column: str, reason: str, values: dict[str, str]) -> RowError:
+    error = row_error(number, reason, values)
+    return RowError(error.row, error.reason, error.values, WARNING, storable(column[:200]))
 
 
 def error_columns(header: list[str]) -> list[str]:
@@ -60,7 +73,7 @@ def _dumps(data: dict) -> str:
 class CsvRowCleaner:
     """Cleans CSV rows for a list keyed on `key_field`, following a ColumnPlan."""
 
-    def __init__(self, plan: ColumnPlan, key_field: str):
+    def __init__(self, plan: ColumnPlan, key_field: str, keep_raw: list[str] | tuple = ()):
         self.header = plan.header
         self.width = len(plan.header)
         self.key_field = key_field
@@ -75,11 +88,16 @@ class CsvRowCleaner:
             next((i for i, name in self.standard if name == "last_name"), None),
         )
         self.error_names = error_columns(plan.header)
+        # Columns whose bad value the owner keeps as written, in a custom field "<field>_raw".
+        self.keep_raw = {i for i, column in enumerate(plan.header) if column in set(keep_raw)}
 
     def missing_key_column(self) -> bool:
         return (self.email_at if self.key_field == KeyField.EMAIL else self.phone_at) is None
 
-    def clean(self, number: int, cells: list[str]) -> CleanRow | RowError:
+    def clean(self, number: int, cells: list[str], warnings: list[RowError]) -> CleanRow | RowError:
+        """A clean row, or the error that keeps the row out. Only the key column (and a row that
+        cannot be read) decides that; a bad secondary value is left out (or kept as written,
+        where the owner chose so) and a warning for it is added to `warnings`."""
         if isinstance(cells, CsvRowError):
             return row_error(number, f"cannot be parsed: {cells.reason}", {})
         if len(cells) > self.width:
@@ -96,9 +114,13 @@ class CsvRowCleaner:
         if "\x00" in line:
             column = next(i for i, cell in enumerate(cells) if "\x00" in cell)
             return self._error(number, cells, f"NUL character in column '{self.error_names[column][:100]}'")
+        raw: dict[str, str] = {}
+        email = phone = ""
         try:
-            email = normalize_email(cells[self.email_at]) if self.email_at is not None else ""
-            phone = normalize_phone(cells[self.phone_at]) if self.phone_at is not None else ""
+            if self.email_at is not None:
+                email = self._field(normalize_email, number, cells, self.email_at, KeyField.EMAIL, warnings, raw)
+            if self.phone_at is not None:
+                phone = self._field(normalize_phone, number, cells, self.phone_at, KeyField.PHONE, warnings, raw)
         except RecordError as exc:
             return self._error(number, cells, str(exc))
         key = email if self.key_field == KeyField.EMAIL else phone
@@ -106,6 +128,8 @@ class CsvRowCleaner:
             return self._error(number, cells, f"{self.key_field}: is required")
         status = ""
         if self.status_at is not None:
+            # Not a secondary field: the status says whether Inboxerr may write to the person at
+            # all, and a guess ("unsubscrbed" read as active) could mail someone who said no.
             status = cells[self.status_at].strip().lower()
             if status and status not in _STATUSES:
                 return self._error(number, cells, f"status: '{status[:40]}' is not a valid status")
@@ -115,8 +139,30 @@ class CsvRowCleaner:
         if not name and (self.first_last[0] is not None or self.first_last[1] is not None):
             name = " ".join(cells[i].strip() for i in self.first_last if i is not None and cells[i].strip())
         if len(name) > 200:
-            return self._error(number, cells, "name: is longer than 200 characters")
+            at = self.name_at if self.name_at is not None and cells[self.name_at].strip() else None
+            column = self.error_names[at] if at is not None else "first_name + last_name"
+            warnings.append(self._warning(number, cells, column, "name: is longer than 200 characters"))
+            if at in self.keep_raw:
+                raw["name_raw"] = name
+            name = ""
+        if raw:
+            custom.update(raw)
         return CleanRow(key, email, phone, name, status, _dumps(standard), _dumps(custom))
+
+    def _field(self, normalize, number: int, cells: list[str], at: int, field_name: str,
+               warnings: list[RowError], raw: dict[str, str]) -> str:
+        try:
+            return normalize(cells[at])
+        except RecordError as exc:
+            if field_name == self.key_field:
+                raise
+            warnings.append(self._warning(number, cells, self.error_names[at], str(exc)))
+            if at in self.keep_raw:
+                raw[f"{field_name}_raw"] = cells[at].strip()
+            return ""
+
+    def _warning(self, number: int, cells: list[str], column: str, reason: str) -> RowError:
+        return row_warning(number, column, reason, dict(zip(self.error_names, cells)))
 
     def _error(self, number: int, cells: list[str], reason: str) -> RowError:
         names = self.error_names + [f"extra_{i + 1}" for i in range(self.width, len(cells))]
@@ -132,16 +178,22 @@ class JsonRowCleaner:
     def missing_key_column(self) -> bool:
         return False
 
-    def clean(self, number: int, record: object) -> CleanRow | RowError:
+    def clean(self, number: int, record: object, warnings: list[RowError]) -> CleanRow | RowError:
         if isinstance(record, CsvRowError):
             return row_error(number, record.reason, {})
         try:
             clean = clean_record(record, self.key_field)
         except RecordError as exc:
-            values = {str(k): str(v) for k, v in record.items()} if isinstance(record, dict) else {}
-            return row_error(number, str(exc), values)
+            return row_error(number, str(exc), _values(record))
+        if clean.warnings:
+            values = _values(record)
+            warnings.extend(row_warning(number, w.field, f"{w.field}: {w.reason}", values) for w in clean.warnings)
         status = clean.status if isinstance(record, dict) and record.get("status") else ""
         return CleanRow(
             clean.key, clean.email, clean.phone, clean.name, status,
             _dumps(clean.standard_fields), _dumps(clean.custom_fields),
         )
+
+
+def _values(record: object) -> dict[str, str]:
+    return {str(k): str(v) for k, v in record.items()} if isinstance(record, dict) else {}

@@ -2,6 +2,7 @@
 
 import uuid
 
+from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -52,6 +53,20 @@ def job_figures(job: ImportJob, now=None) -> dict:
         "rows_per_second": round(rate, 1),
         "eta_seconds": eta,
     }
+
+
+def report_truncated(job: ImportJob) -> bool:
+    """Whether the stored report lacks lines the counts include (IMPORT_MAX_STORED_ERRORS)."""
+    stats = job.stats or {}
+    if "report_truncated" in stats:
+        return bool(stats["report_truncated"])
+    return job.invalid + job.warnings > max(0, settings.IMPORT_MAX_STORED_ERRORS)
+
+
+def truncation_note(job: ImportJob) -> str:
+    stored = (job.stats or {}).get("report_lines_stored", max(0, settings.IMPORT_MAX_STORED_ERRORS))
+    return (f"The report holds the first {stored:,} lines of {job.invalid + job.warnings:,} "
+            f"({job.invalid:,} invalid rows, {job.warnings:,} warnings); the counts include every row.")
 
 
 def format_speed(job: ImportJob, figures: dict) -> str:
@@ -105,6 +120,7 @@ def job_status_entry(job: ImportJob, now=None) -> dict:
             "unchanged": (job.stats or {}).get("unchanged", 0),
             "duplicates": job.duplicates,
             "invalid": job.invalid,
+            "warnings": job.warnings,
             "duplicate_percentage": round(100.0 * job.duplicates / job.processed_rows, 2) if job.processed_rows else 0.0,
         },
         "performance_display": {

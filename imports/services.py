@@ -77,7 +77,7 @@ def discard_stored(stored: StoredFile) -> None:
     stored.path.unlink(missing_ok=True)
 
 
-def import_check_file(*, stored: StoredFile, key_field: str, mapping: dict) -> dict:
+def import_check_file(*, stored: StoredFile, key_field: str, mapping: dict, keep_raw: list | tuple = ()) -> dict:
     """Everything that can be known about the file from its first rows, before a job exists:
     it is CSV, it has a header and at least one data row, and it has the list's key column.
     Returns the job's reading options; raises InvalidInput naming the problem."""
@@ -86,6 +86,9 @@ def import_check_file(*, stored: StoredFile, key_field: str, mapping: dict) -> d
     unknown = sorted(set(mapping) - set(header))
     if unknown:
         raise InvalidInput(f"mapping: no column named {', '.join(map(repr, unknown))} in the file", field="mapping")
+    unknown = sorted(set(keep_raw) - set(header))
+    if unknown:
+        raise InvalidInput(f"keep_raw: no column named {', '.join(map(repr, unknown))} in the file", field="keep_raw")
     plan = plan_columns(header, mapping)
     if CsvRowCleaner(plan, key_field).missing_key_column():
         raise InvalidInput(
@@ -166,6 +169,7 @@ def import_create(
     source: str = ImportSource.CSV,
     key_field: str | None = None,
     mapping: object = None,
+    keep_raw: object = None,
     update_existing: bool = True,
     force: bool = False,
     enqueue: bool = True,
@@ -174,7 +178,9 @@ def import_create(
     """Create and queue an import of a stored file into a list (created on first use). Refuses
     the same file for the same list while a job for it exists, unless forced. A refused file is
     removed, unless `keep_file_on_error` (the admin's wizard, where the operator can change an
-    option and start again without a second upload)."""
+    option and start again without a second upload). `keep_raw` names columns whose invalid
+    secondary value (a phone that is no number) is kept as written in a custom field
+    "<field>_raw" rather than only reported."""
     try:
         if key_field and key_field not in KeyField.values:
             raise InvalidInput(f"key_field: must be one of {', '.join(KeyField.values)}", field="key_field")
@@ -182,6 +188,7 @@ def import_create(
             mapping = validate_mapping(mapping)
         except ValueError as exc:
             raise InvalidInput(f"mapping: {exc}", field="mapping") from None
+        keep_raw = _validate_keep_raw(keep_raw)
         subscriber_list = list_get_or_create(actor=actor, owner=owner, name=list_name, key_field=key_field)
         existing = _previous_import(subscriber_list, stored.sha256)
         if existing and not force:
@@ -193,8 +200,11 @@ def import_create(
                 extra={"import_id": str(existing.pk), "status": existing.status},
             )
         options: dict = {"key_field": subscriber_list.key_field, "mapping": mapping, "update_existing": update_existing}
+        if keep_raw:
+            options["keep_raw"] = keep_raw
         if source == ImportSource.CSV:
-            options.update(import_check_file(stored=stored, key_field=subscriber_list.key_field, mapping=mapping))
+            options.update(import_check_file(stored=stored, key_field=subscriber_list.key_field, mapping=mapping,
+                                             keep_raw=keep_raw))
     except Exception:
         if not keep_file_on_error:
             discard_stored(stored)
@@ -222,6 +232,18 @@ def import_create(
     if enqueue:
         transaction.on_commit(lambda: _enqueue(job.pk))
     return job
+
+
+def _validate_keep_raw(keep_raw: object) -> list[str]:
+    if keep_raw in (None, "", []):
+        return []
+    if not isinstance(keep_raw, list) or not all(isinstance(c, str) for c in keep_raw):
+        raise InvalidInput("keep_raw: must be a list of column names", field="keep_raw")
+    try:
+        validate_mapping({column: "keep" for column in keep_raw})  # names kept with the job: storable
+    except ValueError as exc:
+        raise InvalidInput(f"keep_raw: {exc}", field="keep_raw") from None
+    return list(dict.fromkeys(keep_raw))
 
 
 def import_create_from_records(*, actor: Actor, owner, list_name: str, records: list, filename: str = "background-upload.jsonl") -> ImportJob:

@@ -437,6 +437,8 @@ IMPORT_CHUNK_ROWS = _env_positive_int("IMPORT_CHUNK_ROWS", 20_000)
 IMPORT_STUCK_AFTER_SECONDS = _env_positive_int("IMPORT_STUCK_AFTER_SECONDS", 300)
 # How often a job whose run crashed (worker died, or the run raised) is resumed before it is failed.
 IMPORT_MAX_AUTO_RETRIES = _env("IMPORT_MAX_AUTO_RETRIES", env.int, 3)
+# Lines (errors and warnings) an import's report stores; the job's counts go on past it.
+IMPORT_MAX_STORED_ERRORS = _env("IMPORT_MAX_STORED_ERRORS", env.int, 10_000)
 
 # --- Dispatch ------------------------------------------------------------------------------------
 

@@ -88,7 +88,8 @@ def _import_task(job: ImportJob) -> dict:
     return _entry(
         job.pk, TaskKind.IMPORT, status=figures["display_status"], progress=job.progress,
         result={"total_rows": job.total_rows, "processed_rows": job.processed_rows, "created": job.created,
-                "updated": job.updated, "duplicates": job.duplicates, "invalid": job.invalid},
+                "updated": job.updated, "duplicates": job.duplicates, "invalid": job.invalid,
+                "warnings": job.warnings, "report_lines": job.invalid + job.warnings},
         error=job.error_message, created_at=job.created_at, updated_at=job.updated_at,
         rate=figures["rows_per_second"], rate_unit="rows", eta_seconds=figures["eta_seconds"],
         started_at=job.started_at, finished_at=job.finished_at,

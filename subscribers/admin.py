@@ -141,6 +141,7 @@ class SubscriberAdminForm(forms.ModelForm):
             clean = clean_record(
                 {k: data.get(k) for k in ("email", "phone", "name", "status", "standard_fields", "custom_fields")},
                 subscriber_list.key_field,
+                strict=True,  # a person at a form fixes a bad phone rather than lose it
             )
         except RecordError as exc:
             field = exc.field if exc.field in self.fields else None

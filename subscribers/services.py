@@ -26,7 +26,7 @@ from subscribers.models import (
     Suppression,
     SuppressionReason,
 )
-from subscribers.normalize import RecordError, clean_record, normalize_email, normalize_phone
+from subscribers.normalize import FieldWarning, RecordError, clean_record, normalize_email, normalize_phone
 
 BULK_MAX_RECORDS = 10_000
 
@@ -269,7 +269,7 @@ def subscriber_create(*, actor: Actor, owner, list_name: str, record: dict) -> S
         )
     try:
         with transaction.atomic():
-            subscriber = Subscriber.objects.create(list=subscriber_list, **clean.__dict__)
+            subscriber = Subscriber.objects.create(list=subscriber_list, **clean.as_fields())
     except IntegrityError:
         raise Conflict(
             f"Subscriber '{clean.key}' already exists in list '{subscriber_list.name}'",
@@ -285,8 +285,10 @@ def subscriber_create(*, actor: Actor, owner, list_name: str, record: dict) -> S
         owner_id=subscriber_list.owner_id,
         user_action=f"Added {clean.key} to list '{subscriber_list.name}'",
         after=subscriber_snapshot(subscriber),
-        metadata={"list_name": subscriber_list.name},
+        metadata={"list_name": subscriber_list.name, **_warnings_metadata(clean.warnings)},
     )
+    # The fields left out, for the caller to tell (not stored: the subscriber is what was kept).
+    subscriber.warnings = clean.warnings
     return subscriber
 
 
@@ -322,7 +324,7 @@ def subscriber_update(*, actor: Actor, subscriber: Subscriber, data: dict) -> Su
             extra={"id": clash.pk},
         )
     old_status = subscriber.status
-    for name, value in clean.__dict__.items():
+    for name, value in clean.as_fields().items():
         setattr(subscriber, name, value)
     subscriber.list = target_list
     subscriber.save()
@@ -340,8 +342,14 @@ def subscriber_update(*, actor: Actor, subscriber: Subscriber, data: dict) -> Su
         user_action=f"Updated subscriber {subscriber.key}",
         before=before,
         after=subscriber_snapshot(subscriber),
+        metadata=_warnings_metadata(clean.warnings),
     )
+    subscriber.warnings = clean.warnings
     return subscriber
+
+
+def _warnings_metadata(warnings: list[FieldWarning]) -> dict:
+    return {"left_out": [f"{w.field}: {w.reason}" for w in warnings]} if warnings else {}
 
 
 @transaction.atomic
@@ -452,6 +460,7 @@ def subscribers_bulk_upsert(*, actor: Actor, owner, list_name: str, records: lis
         SubscriberList.objects.select_for_update().filter(pk=subscriber_list.pk).first()
         by_key: dict[str, Subscriber] = {}
         errors: list[str] = []
+        warnings: list[dict] = []
         duplicates = 0
         for index, record in enumerate(records):
             try:
@@ -459,10 +468,13 @@ def subscribers_bulk_upsert(*, actor: Actor, owner, list_name: str, records: lis
             except RecordError as exc:
                 errors.append(f"record {index}: {exc}")
                 continue
+            warnings += [
+                {"record": index, "field": w.field, "value": w.value[:200], "reason": w.reason} for w in clean.warnings
+            ]
             if clean.key in by_key:  # seed 000: a repeat inside one upload is skipped
                 duplicates += 1
                 continue
-            by_key[clean.key] = Subscriber(list=subscriber_list, **clean.__dict__)
+            by_key[clean.key] = Subscriber(list=subscriber_list, **clean.as_fields())
         existing = set(
             Subscriber.objects.filter(list=subscriber_list, key__in=list(by_key)).values_list("key", flat=True)
         )
@@ -492,6 +504,7 @@ def subscribers_bulk_upsert(*, actor: Actor, owner, list_name: str, records: lis
                 "updated": len(existing),
                 "duplicates": duplicates,
                 "failed": len(errors),
+                "warnings": len(warnings),
             },
         )
     return {
@@ -499,6 +512,9 @@ def subscribers_bulk_upsert(*, actor: Actor, owner, list_name: str, records: lis
         "processed": processed,
         "failed": len(errors),
         "errors": errors[:1000],
+        # Records kept without a secondary field they held (a bad phone on an email-keyed list).
+        "warning_count": len(warnings),
+        "warnings": warnings[:1000],
         "created": created,
         "updated": len(existing),
         "duplicates": duplicates,

@@ -14,10 +14,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_smtp(handler, settings) -> Iterator[int]:
-    """Run `handler` (an aiosmtpd handler) on a free loopback port for the duration; yields the port."""
+def serve_smtp(handler, settings, **server_options) -> Iterator[int]:
+    """Run `handler` (an aiosmtpd handler) on a free loopback port for the duration; yields the
+    port. `server_options` go to aiosmtpd's SMTP server (enable_SMTPUTF8=True, say)."""
     port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller = Controller(handler, hostname="127.0.0.1", port=port, **server_options)
     controller.start()
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port

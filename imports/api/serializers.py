@@ -1,7 +1,7 @@
 from rest_framework import serializers
 
 from imports.models import ImportJob
-from imports.selectors import job_figures
+from imports.selectors import job_figures, report_truncated
 from subscribers.api.serializers import ListNameField
 from subscribers.models import KeyField
 
@@ -13,6 +13,12 @@ class ImportCsvSerializer(serializers.Serializer):
     list_name = ListNameField()
     key_field = serializers.ChoiceField(choices=KeyField.choices, required=False)
     mapping = serializers.JSONField(required=False, help_text='Column -> field, e.g. {"E-mail": "email", "Tier": "custom:plan", "Notes": "ignore"}')
+    keep_raw = serializers.JSONField(
+        required=False,
+        help_text='Columns whose invalid value is kept as written in a custom field "<field>_raw" (e.g. ["Phone"]); '
+                  "otherwise a bad secondary value (a phone on an email-keyed list) is left out. Either way the row "
+                  "is imported and the report holds a warning for it.",
+    )
     update_existing = serializers.BooleanField(default=True)
     force = serializers.BooleanField(default=False, help_text="Import a file already imported into this list.")
 
@@ -24,14 +30,18 @@ class ImportJobSerializer(serializers.ModelSerializer):
     unchanged = serializers.SerializerMethodField()
     rows_per_second = serializers.SerializerMethodField()
     eta_seconds = serializers.SerializerMethodField()
+    report_truncated = serializers.SerializerMethodField(
+        help_text="True when the report (`/errors`) holds only the first IMPORT_MAX_STORED_ERRORS lines; "
+                  "`invalid` and `warnings` still count every row."
+    )
 
     class Meta:
         model = ImportJob
         fields = [
             "import_id", "id", "list_name", "source", "filename", "sha256", "size_bytes", "status", "stored_status",
-            "total_rows", "processed_rows", "created", "updated", "unchanged", "duplicates", "invalid", "progress",
+            "total_rows", "processed_rows", "created", "updated", "unchanged", "duplicates", "invalid", "warnings", "progress",
             "rows_per_second", "eta_seconds", "heartbeat_at", "started_at", "finished_at", "error_message",
-            "retry_count", "crash_count", "checkpoint", "stats", "created_at", "updated_at",
+            "retry_count", "crash_count", "checkpoint", "stats", "report_truncated", "created_at", "updated_at",
         ]
         read_only_fields = fields
 
@@ -40,6 +50,9 @@ class ImportJobSerializer(serializers.ModelSerializer):
         if job.pk not in cache:
             cache[job.pk] = job_figures(job)
         return cache[job.pk]
+
+    def get_report_truncated(self, job: ImportJob) -> bool:
+        return report_truncated(job)
 
     def get_status(self, job: ImportJob) -> str:
         return self._figures(job)["display_status"]

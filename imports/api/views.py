@@ -86,6 +86,7 @@ class ImportCsvView(APIView):
             stored=upload.stored,
             key_field=data.get("key_field"),
             mapping=data.get("mapping"),
+            keep_raw=data.get("keep_raw"),
             update_existing=data["update_existing"],
             force=data["force"],
         )
@@ -139,22 +140,31 @@ class ImportContactsView(ListAPIView):
 class ImportErrorsView(APIView):
     required_perms = {"GET": VIEW}
 
-    @extend_schema(tags=TAG, responses={(200, "text/csv"): OpenApiResponse(description="row, reason, then the row's original columns")})
+    @extend_schema(tags=TAG, responses={(200, "text/csv"): OpenApiResponse(
+        description="row, kind (`error`: the row was not imported; `warning`: it was, without the column named), "
+                    "column, reason, then the row's original columns; a last line of kind `truncated` when the "
+                    "report holds only the first IMPORT_MAX_STORED_ERRORS lines")})
     def get(self, request: Request, job_id: str) -> StreamingHttpResponse:
-        """The row-error report as CSV: row number, reason and the row as it was."""
+        """The import's report as CSV: invalid rows and warnings, each with the row as it was."""
         job = selectors.job_get(user=request.user, job_id=job_id)
         columns = error_columns((job.options or {}).get("header", []))
-        rows = ImportRowError.objects.filter(job=job).order_by("row").values_list("row", "reason", "values")
+        rows = ImportRowError.objects.filter(job=job).order_by("row", "id").values_list(
+            "row", "kind", "column", "reason", "values"
+        )
 
         def report():
             # Header cells come from the file too, so they are neutralised like the values.
-            yield ["row", "reason", *map(safe_cell, columns)] if columns else ["row", "reason", "values"]
-            for row, reason, values in rows.iterator(chunk_size=2000):
+            yield ["row", "kind", "column", "reason", *map(safe_cell, columns)] if columns else \
+                ["row", "kind", "column", "reason", "values"]
+            for row, kind, column, reason, values in rows.iterator(chunk_size=2000):
+                first = [row, kind, safe_cell(column), safe_cell(reason)]
                 if columns:
                     cells = [values.get(c, "") for c in columns] + [v for k, v in values.items() if k not in columns]
-                    yield [row, safe_cell(reason), *map(safe_cell, cells)]
+                    yield [*first, *map(safe_cell, cells)]
                 else:
-                    yield [row, safe_cell(reason), safe_cell(str(values))]
+                    yield [*first, safe_cell(str(values))]
+            if selectors.report_truncated(job):
+                yield ["", "truncated", "", selectors.truncation_note(job)]
 
         # People open this report in a spreadsheet, so it starts with a BOM (see csv_lines).
         response = StreamingHttpResponse(csv_lines(report(), bom=True), content_type="text/csv; charset=utf-8")

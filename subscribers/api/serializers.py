@@ -43,6 +43,29 @@ class SubscriberSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class FieldWarningSerializer(serializers.Serializer):
+    field = serializers.CharField(help_text="The field left out, e.g. `phone` or `custom_fields.tags`.")
+    value = serializers.CharField(help_text="The value as it was sent.")
+    reason = serializers.CharField()
+
+
+class SubscriberWrittenSerializer(SubscriberSerializer):
+    """A subscriber just written, with the secondary fields left out of it (a phone that is not a
+    valid number on an email-keyed list, say): only the key decides whether a record is taken."""
+
+    warnings = FieldWarningSerializer(many=True, read_only=True, default=list)
+
+    class Meta(SubscriberSerializer.Meta):
+        fields = [*SubscriberSerializer.Meta.fields, "warnings"]
+        read_only_fields = fields
+
+
+class SubscriberUpdatedSerializer(serializers.Serializer):
+    message = serializers.CharField()
+    subscriber = SubscriberSerializer()
+    warnings = FieldWarningSerializer(many=True, help_text="Fields left out of the update, and why.")
+
+
 @refuses_unknown_fields
 class SubscriberWriteSerializer(serializers.Serializer):
     list = ListNameField(help_text="List name; the list is created on first use.")
@@ -132,11 +155,17 @@ class BulkSerializer(serializers.Serializer):
                                         help_text="Records: objects with email/phone, name, status and any other field.")
 
 
+class BulkWarningSerializer(FieldWarningSerializer):
+    record = serializers.IntegerField(help_text="The record's position in `subscribers`, from 0.")
+
+
 class BulkResultSerializer(serializers.Serializer):
     message = serializers.CharField()
     processed = serializers.IntegerField()
     failed = serializers.IntegerField()
     errors = serializers.ListField(child=serializers.CharField())
+    warning_count = serializers.IntegerField(help_text="Fields left out of records that were kept (a bad secondary field).")
+    warnings = BulkWarningSerializer(many=True, help_text="The first 1,000 of them.")
     created = serializers.IntegerField()
     updated = serializers.IntegerField()
     duplicates = serializers.IntegerField()

@@ -120,13 +120,13 @@ class SearchView(APIView):
 class SubscriberCreateView(APIView):
     required_perms = {"POST": ["subscribers.add_subscriber"]}
 
-    @extend_schema(tags=TAG, request=s.SubscriberWriteSerializer, responses={201: s.SubscriberSerializer, 409: error_response("Already in that list")})
+    @extend_schema(tags=TAG, request=s.SubscriberWriteSerializer, responses={201: s.SubscriberWrittenSerializer, 409: error_response("Already in that list")})
     def post(self, request: Request) -> Response:
         """Add one subscriber to a list (409 if the address is already on it)."""
         data = dict(parse(s.SubscriberWriteSerializer, request.data))
         list_name = data.pop("list")
         subscriber = services.subscriber_create(actor=actor(request), owner=request.user, list_name=list_name, record=data)
-        return Response(s.SubscriberSerializer(subscriber).data, status=status.HTTP_201_CREATED)
+        return Response(s.SubscriberWrittenSerializer(subscriber).data, status=status.HTTP_201_CREATED)
 
 
 class SubscriberDetailView(APIView):
@@ -142,13 +142,15 @@ class SubscriberDetailView(APIView):
         return Response(s.SubscriberSerializer(subscriber).data)
 
     @extend_schema(tags=TAG, request=s.SubscriberUpdateSerializer, responses={
-        200: s.ActionMessageSerializer, 409: error_response("The address is already on the target list")})
+        200: s.SubscriberUpdatedSerializer, 409: error_response("The address is already on the target list")})
     def put(self, request: Request, subscriber_id: int) -> Response:
         """Update a subscriber's address, list, status or fields (only the fields sent change)."""
         subscriber = selectors.subscriber_get(user=request.user, subscriber_id=subscriber_id)
         data = parse(s.SubscriberUpdateSerializer, request.data)
         updated = services.subscriber_update(actor=actor(request), subscriber=subscriber, data=data)
-        return Response({"message": "Subscriber updated successfully", "subscriber": s.SubscriberSerializer(updated).data})
+        return Response(s.SubscriberUpdatedSerializer(
+            {"message": "Subscriber updated successfully", "subscriber": updated, "warnings": updated.warnings}
+        ).data)
 
     @extend_schema(tags=TAG, responses={200: s.ActionMessageSerializer})
     def delete(self, request: Request, subscriber_id: int) -> Response:

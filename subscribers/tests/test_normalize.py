@@ -91,8 +91,6 @@ def test_a_phone_keyed_record_is_keyed_on_its_e164_number():
         ({"phone": "+14155552671"}, "email", "email"),
         (["a@b.io"], "email", "record"),
         ({"email": "a@b.io", "standard_fields": ["x"]}, "email", "standard_fields"),
-        ({"email": "a@b.io", "custom_fields": {"tags": ["a", "b"]}}, "email", "tags"),
-        ({"email": "a@b.io", "name": "n" * 201}, "email", "name"),
     ],
 )
 def test_clean_record_refuses_bad_records_naming_the_field(record, key_field, field):
@@ -102,11 +100,22 @@ def test_clean_record_refuses_bad_records_naming_the_field(record, key_field, fi
     assert caught.value.field == field
 
 
-def test_clean_record_refuses_a_number_jsonb_cannot_store():
-    with pytest.raises(RecordError) as caught:
-        clean_record({"email": "a@b.io", "custom_fields": {"score": float("inf")}}, "email")
+@pytest.mark.parametrize(
+    "record, field",
+    [
+        ({"email": "a@b.io", "custom_fields": {"tags": ["a", "b"]}}, "custom_fields.tags"),
+        ({"email": "a@b.io", "name": "n" * 201}, "name"),
+        ({"email": "a@b.io", "custom_fields": {"score": float("inf")}}, "custom_fields.score"),  # jsonb cannot store it
+    ],
+)
+def test_a_bad_secondary_value_is_left_out_or_refused_when_strict(record, field):
+    clean = clean_record(record, "email")
+    assert clean.key == "a@b.io" and [w.field for w in clean.warnings] == [field]
+    assert clean.custom_fields == {} and clean.name == ""
 
-    assert caught.value.field == "score"
+    with pytest.raises(RecordError) as caught:
+        clean_record(record, "email", strict=True)
+    assert caught.value.field == field
 
 
 @pytest.mark.parametrize(
@@ -128,3 +137,81 @@ def test_clean_record_refuses_a_number_jsonb_cannot_store():
 )
 def test_safe_cell_neutralises_formulas_but_keeps_data(value, expected):
     assert safe_cell(value) == expected
+
+
+# --- Internationalized addresses (RFC 6531) and the key-only rule ---------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("Renée.Lee6@Outlook.com", "renée.lee6@outlook.com"),  # UTF-8 local part, lower-cased
+        ("user@bücher.example", "user@bücher.example"),  # IDN domain: stored in Unicode
+        ("USER@xn--bcher-kva.EXAMPLE", "user@bücher.example"),  # punycode input: the same key
+        ("Rene\u0301e@example.com", "renée@example.com"),  # decomposed accent: NFC
+        ("用户@例子.广告", "用户@例子.广告"),
+    ],
+)
+def test_internationalized_addresses_are_valid_and_stored_in_one_form(raw, expected):
+    assert normalize_email(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["ab--cd@x.com", "a@ab--cd.com", "a@xn--zz.com", "a@localhost", "ü@", "a@exa mple.com"])
+def test_the_fast_path_accepts_nothing_the_full_check_refuses(raw):
+    from email_validator import EmailNotValidError, validate_email
+
+    try:
+        validate_email(raw.lower(), check_deliverability=False, test_environment=True)
+        full = True
+    except EmailNotValidError:
+        full = False
+    try:
+        ours = bool(normalize_email(raw))
+    except RecordError:
+        ours = False
+    assert ours == full
+
+
+@pytest.mark.parametrize("raw", ["+390612345678", "+39 06 1234 5678", "+39 (06) 1234-5678"])
+def test_an_italian_number_keeps_its_leading_zero(raw):
+    assert normalize_phone(raw) == "+390612345678"
+
+
+def test_every_e164_number_is_what_phonenumbers_says():
+    import phonenumbers
+
+    for raw in ["+390612345678", "+14155552671", "+442071838750", "+5491123456789", "+525512345678", "+61491570156"]:
+        number = phonenumbers.parse(raw, None)
+        expected = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164) \
+            if phonenumbers.is_valid_number(number) else None
+        try:
+            ours = normalize_phone(raw)
+        except RecordError:
+            ours = None
+        assert ours == expected, raw
+
+
+def test_a_bad_secondary_field_is_left_out_with_a_warning():
+    clean = clean_record(
+        {"email": "renée@bücher.example", "phone": "+1-999-555-0100", "name": "N" * 201, "tags": ["a", "b"]}, "email"
+    )
+
+    assert (clean.key, clean.phone, clean.name, clean.custom_fields) == ("renée@bücher.example", "", "", {})
+    assert [(w.field, w.value) for w in clean.warnings] == [
+        ("phone", "+1-999-555-0100"), ("tags", '["a", "b"]'), ("name", "N" * 201),
+    ]
+    assert "not a valid phone number" in clean.warnings[0].reason
+
+
+def test_on_a_phone_keyed_list_a_bad_email_is_the_warning():
+    clean = clean_record({"email": "nope", "phone": "+1 415 555 2671"}, "phone")
+
+    assert (clean.key, clean.email) == ("+14155552671", "")
+    assert [w.field for w in clean.warnings] == ["email"]
+    with pytest.raises(RecordError, match="phone"):
+        clean_record({"email": "a@example.com", "phone": "+1-999-555-0100"}, "phone")
+
+
+def test_strict_mode_refuses_a_bad_secondary_field():
+    with pytest.raises(RecordError, match="phone"):
+        clean_record({"email": "a@example.com", "phone": "12"}, "email", strict=True)
