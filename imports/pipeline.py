@@ -356,7 +356,8 @@ def _finish(job: ImportJob, token: str, status: str, *, error: str = "", elapsed
             owner_id=job.owner_id,
             user_action=f"Import into '{job.list_name}' {import_status_label(status).lower()}: "
             f"{job.created} created, {job.updated} updated, "
-            f"{job.duplicates} duplicates, {job.invalid} invalid, {job.warnings} fields left out",
+            f"{job.duplicates} duplicates, {job.invalid} invalid"
+            + (f", {job.warnings} fields left out" if job.warnings else ""),
             after={"status": status, "created": job.created, "updated": job.updated,
                    "duplicates": job.duplicates, "invalid": job.invalid, "warnings": job.warnings,
                    "error": job.error_message},

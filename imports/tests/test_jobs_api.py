@@ -113,7 +113,7 @@ def test_error_report_is_csv_with_spreadsheet_row_numbers(api, finished):
     assert f'filename="import-{finished.pk}-errors.csv"' in response["Content-Disposition"]
     rows = read_csv(response)
     header = rows[0]
-    assert header[:2] == ["row", "reason"] and sorted(header[2:]) == ["Email", "Name", "Plan"]
+    assert header[:4] == ["row", "kind", "column", "reason"] and sorted(header[4:]) == ["Email", "Name", "Plan"]
     assert [r[0] for r in rows[1:]] == ["3", "6", "7", "8"]  # the header is row 1
     by_row = {r[0]: dict(zip(header, r)) for r in rows[1:]}
     assert by_row["3"]["reason"].startswith("email:") and "not-an-email" in by_row["3"]["reason"]
@@ -131,7 +131,7 @@ def test_error_report_starts_with_a_bom_so_spreadsheets_read_accents_and_formula
 
     raw = b"".join(api.get(job_url(job, "/errors")).streaming_content)
 
-    assert raw.startswith("\ufeffrow,reason,Courriel,Téléphone fixe,'=HYPERLINK(1)\r\n".encode())
+    assert raw.startswith("\ufeffrow,kind,column,reason,Courriel,Téléphone fixe,'=HYPERLINK(1)\r\n".encode())
     assert raw.count(b"\xef\xbb\xbf") == 1
     assert raw.endswith(b",not-an-email,'=1+1,x\r\n")
 
@@ -139,8 +139,8 @@ def test_error_report_starts_with_a_bom_so_spreadsheets_read_accents_and_formula
 def test_error_report_columns_follow_the_files_column_order(api, finished):
     rows = read_csv(api.get(job_url(finished, "/errors")))
 
-    assert rows[0] == ["row", "reason", "Email", "Name", "Plan"]
-    assert rows[1] == ["3", rows[1][1], "not-an-email", "Bad", "free"]
+    assert rows[0] == ["row", "kind", "column", "reason", "Email", "Name", "Plan"]
+    assert rows[1] == ["3", "error", "", rows[1][3], "not-an-email", "Bad", "free"]
 
 
 def test_contacts_lists_what_the_import_wrote_paginated(api, owner, tmp_path):

@@ -146,11 +146,12 @@ def test_a_10_mb_quoted_field_spanning_lines_is_one_row_error_and_the_rows_after
     assert sorted(names()) == ["ann@x.io", "bo@x.io"]
 
 
-def test_a_long_name_is_a_row_error_naming_the_field(owner, tmp_path):
+def test_a_long_name_is_left_out_with_a_warning_naming_the_field(owner, tmp_path):
     job = run(owner, tmp_path, f"email,name\nann@x.io,{'n' * 201}\nbo@x.io,Bo\n")
 
-    assert (job.created, job.invalid) == (1, 1)
-    assert ImportRowError.objects.get(job=job).reason == "name: is longer than 200 characters"
+    assert (job.created, job.invalid, job.warnings) == (2, 0, 1)
+    warning = ImportRowError.objects.get(job=job)
+    assert (warning.kind, warning.column, warning.reason) == ("warning", "name", "name: is longer than 200 characters")
 
 
 def test_html_in_names_and_fields_is_stored_verbatim(owner, tmp_path):

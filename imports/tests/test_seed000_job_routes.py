@@ -72,9 +72,9 @@ def test_error_report_of_a_json_job_lists_the_records_values(api):
 
     rows = read_csv(api.get(f"/api/v1/imports/{job.pk}/errors"))
 
-    assert rows[0] == ["row", "reason", "values"]
+    assert rows[0] == ["row", "kind", "column", "reason", "values"]
     assert [r[0] for r in rows[1:]] == ["4", "5"]
-    assert "not-an-email" in rows[1][2]
+    assert "not-an-email" in rows[1][4]
 
 
 def test_background_upload_needs_records(api):
@@ -135,7 +135,7 @@ def test_jobs_status_lists_the_latest_50_with_statistics_and_display_figures(api
     assert first["status"] == "partially_completed"
     assert first["statistics"] == {
         "total_input": 4, "successfully_processed": 3, "created": 2, "updated": 0, "unchanged": 0,
-        "duplicates": 1, "invalid": 1, "duplicate_percentage": 25.0,
+        "duplicates": 1, "invalid": 1, "warnings": 0, "duplicate_percentage": 25.0,
     }
     display = first["performance_display"]
     assert set(display) == {"method_text", "speed_text", "duration_text", "efficiency_text"}

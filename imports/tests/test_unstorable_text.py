@@ -55,8 +55,8 @@ def test_a_nul_row_is_in_the_downloaded_row_error_report(api, owner, tmp_path):
 
     rows = read_csv(api.get(job_url(job, "/errors")))
 
-    assert rows == [["row", "reason", "email", "first_name", "plan"],
-                    ["42", "NUL character in column 'first_name'", "ann@x.io", f"An{FFFD}n", "pro"]]
+    assert rows == [["row", "kind", "column", "reason", "email", "first_name", "plan"],
+                    ["42", "error", "", "NUL character in column 'first_name'", "ann@x.io", f"An{FFFD}n", "pro"]]
 
 
 def test_a_row_with_a_nul_and_too_many_fields_is_stored_with_its_extra_cell(owner, tmp_path):

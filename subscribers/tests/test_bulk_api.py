@@ -24,6 +24,8 @@ def test_owner_bulk_creates_subscribers_with_one_summarising_audit_row(api, owne
         "processed": 3,
         "failed": 0,
         "errors": [],
+        "warning_count": 0,
+        "warnings": [],
         "created": 3,
         "updated": 0,
         "duplicates": 0,
@@ -86,11 +88,28 @@ def test_bad_records_are_named_by_position_and_field_and_good_ones_are_stored(ap
         "record 1: email: 'nope' is not a valid email address",
         "record 2: email: is required",
         "record 3: record: must be a JSON object",
-        "record 4: plan: must be a string, number, boolean or null",
         "record 5: status: 'sleeping' is not a valid status (one of: active, inactive, unsubscribed, bounced)",
     ]
-    assert (body["failed"], body["processed"], body["created"]) == (5, 1, 1)
-    assert list(Subscriber.objects.values_list("email", flat=True)) == ["ok@example.com"]
+    assert (body["failed"], body["processed"], body["created"]) == (4, 2, 2)
+    # Only the key decides: the record with a nested value is kept without that field.
+    assert body["warnings"] == [{"record": 4, "field": "plan", "value": '{"tier": "gold"}',
+                                 "reason": "must be a string, number, boolean or null"}]
+    assert sorted(Subscriber.objects.values_list("email", flat=True)) == ["nested@example.com", "ok@example.com"]
+
+
+def test_bulk_keeps_records_with_a_bad_phone_and_takes_internationalized_addresses(api):
+    records = [
+        {"email": "renée.lee6@outlook.com", "phone": "+1-999-555-0100"},
+        {"email": "user@bücher.example", "phone": "+39 06 1234 5678"},
+        {"email": "USER@xn--bcher-kva.example", "name": "Same key"},
+    ]
+
+    body = bulk(api, records).json()
+
+    assert (body["created"], body["failed"], body["duplicates"], body["warning_count"]) == (2, 0, 1, 1)
+    assert body["warnings"][0]["record"] == 0 and body["warnings"][0]["field"] == "phone"
+    assert Subscriber.objects.get(email="renée.lee6@outlook.com").phone == ""
+    assert Subscriber.objects.get(email="user@bücher.example").phone == "+390612345678"
 
 
 def test_flat_fields_are_sorted_into_standard_and_custom(api):

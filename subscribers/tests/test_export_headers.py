@@ -53,7 +53,7 @@ def test_the_row_error_report_neutralises_the_files_own_header(api, owner, tmp_p
 
     raw = b"".join(api.get(job_url(job, "/errors")).streaming_content)
 
-    assert raw.split(b"\n", 1)[0] == b"\xef\xbb\xbfrow,reason,email,'@SUM(1),'-2+3\r"
+    assert raw.split(b"\n", 1)[0] == b"\xef\xbb\xbfrow,kind,column,reason,email,'@SUM(1),'-2+3\r"
 
 
 class FormulaColumns(SafeExportMixin, resources.ModelResource):
