@@ -133,10 +133,28 @@ def _refuse_other_formats(sample: bytes) -> None:
     of the rows it sits in: those rows are reported invalid and the rest imported (rows.py)."""
     if sample.startswith(b"PK\x03\x04"):
         raise FileFormatError("This is not a text file (this is an Excel workbook: save it as CSV first); upload a CSV file")
+    if _looks_utf16(sample):
+        raise FileFormatError(
+            "This is not a text file the import reads (it is UTF-16 text): save it as CSV in UTF-8 and upload it again"
+        )
     if sample.count(b"\x00") * 100 > len(sample):
         raise FileFormatError("This is not a text file; upload a CSV file")
     if _JSON_START.match(sample):
         raise FileFormatError("This file is JSON, not CSV; export it as CSV with a header row")
+
+
+def _looks_utf16(sample: bytes) -> bool:
+    """A UTF-16 byte order mark, or text whose every other byte is NUL (what "Unicode text" from a
+    spreadsheet is, without a mark): the NUL half of ASCII-range characters."""
+    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return True
+    even, odd = sample[0::2], sample[1::2]
+    if len(odd) < 4:
+        return False
+    for nuls, text in ((odd, even), (even, odd)):
+        if nuls.count(0) * 10 >= len(nuls) * 9 and text.count(0) * 10 < len(text):
+            return True
+    return False
 
 
 def read_header(path: Path, fmt: CsvFormat) -> list[str]:

@@ -63,10 +63,14 @@ def store_local_file(source: Path) -> StoredFile:
         raise InvalidInput(f"file: {size:,} bytes is over the limit of {settings.IMPORT_MAX_BYTES:,}", field="file")
     target = import_dir() / f"{uuid.uuid4().hex}.upload"
     digest = hashlib.sha256()
-    with open(source, "rb") as src, open(target, "wb") as dst:
-        while block := src.read(1024 * 1024):
-            digest.update(block)
-            dst.write(block)
+    try:
+        with open(source, "rb") as src, open(target, "wb") as dst:
+            while block := src.read(1024 * 1024):
+                digest.update(block)
+                dst.write(block)
+    except OSError as exc:
+        target.unlink(missing_ok=True)
+        raise InvalidInput(f"file: {source} cannot be read: {exc.strerror}", field="file") from None
     # A name that is not UTF-8 on disk arrives with its bytes as lone surrogates, which the
     # database cannot take: those bytes become U+FFFD in the name the job keeps.
     filename = source.name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")

@@ -13,7 +13,8 @@ from knox.models import AuthToken
 
 from audit.services import audit_record
 from inboxerr.actors import Actor
-from inboxerr.errors import NotFound
+from inboxerr.errors import InvalidInput, NotFound
+from inboxerr.storable import storable, unstorable_reason
 
 OPERATORS_GROUP = "Operators"
 # The apps whose models operators work with; they get every permission on them.
@@ -40,6 +41,8 @@ def roles_ensure() -> Group:
 def admin_ensure(*, username: str, password: str | None) -> tuple[object, str | None]:
     """The first superuser. Returns (user, password) where password is set only when this call
     created the user (with the given password or a generated one)."""
+    if reason := unstorable_reason(username):
+        raise InvalidInput(f"username: contains {reason}, which cannot be stored", field="username")
     User = get_user_model()
     user = User.objects.filter(username=username).first()
     if user:
@@ -56,9 +59,10 @@ def admin_ensure(*, username: str, password: str | None) -> tuple[object, str | 
 @transaction.atomic
 def api_token_create(*, actor: Actor, username: str, expiry_days: int | None = None) -> tuple[AuthToken, str]:
     """Issue an API token; the plain token is returned once and only its digest is stored."""
-    user = get_user_model().objects.filter(username=username, is_active=True).first()
+    # A name the database cannot hold (a lone surrogate, a NUL) is nobody's.
+    user = None if unstorable_reason(username) else get_user_model().objects.filter(username=username, is_active=True).first()
     if user is None:
-        raise NotFound(f"No active user named '{username}'", field="username")
+        raise NotFound(f"No active user named '{storable(username)}'", field="username")
     expiry = timedelta(days=expiry_days) if expiry_days else settings.API_TOKEN_TTL
     instance, token = AuthToken.objects.create(user=user, expiry=expiry)
     audit_record(

@@ -7,7 +7,13 @@ where it stands: 400 for parameters or a body that do not validate, 401/403 for 
 credentials or permission, 406 for an Accept header the API cannot produce, 429 when throttled,
 404 for an id in the path that names nothing of yours, and 413/415 for a body too large or not of
 a declared type.
+
+Rules across fields that a service enforces (one of two fields, at least one of several) are stated
+on the request component with `anyOf`/`oneOf` (`states_rule`), so that a body the API refuses for
+them is one the schema refuses too.
 """
+
+from collections.abc import Callable
 
 from drf_spectacular.utils import OpenApiResponse
 
@@ -47,6 +53,39 @@ def refuses_unknown_fields(serializer_class: type) -> type:
     return serializer_class
 
 
+# Text that is not blank once trimmed: at least one character that Python's str.strip() (which DRF
+# and the services trim with) keeps. Spelled out rather than `\S`, which JSON Schema validators read
+# with differing ideas of whitespace (ECMA 262, Python and Rust regexes each differ).
+NOT_BLANK = {
+    "type": "string",
+    "pattern": "[^\\t-\\r\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]",
+}
+
+
+def given(name: str, schema: dict | None = None, title: str = "") -> dict:
+    """A variant of `anyOf`/`oneOf`: the body has `name`, and its value is held to `schema` (on top
+    of what the property itself declares)."""
+    variant = {"title": title or f"with {name}", "required": [name]}
+    if schema:
+        variant["properties"] = {name: schema}
+    return variant
+
+
+_RULES: dict[str, tuple[str, dict]] = {}
+
+
+def states_rule(rule: str, **keywords) -> Callable[[type], type]:
+    """Class decorator for an input serializer whose service enforces a rule across fields: the
+    request component gets `keywords` (`anyOf=[given(...), ...]` or `oneOf=...`), and `rule`, in
+    words, at the end of its description for the reader of /docs."""
+
+    def decorate(serializer_class: type) -> type:
+        _RULES[serializer_class.__name__.removesuffix("Serializer")] = (rule, keywords)
+        return serializer_class
+
+    return decorate
+
+
 def error_response(description: str) -> OpenApiResponse:
     """An error a view declares itself: `responses={409: error_response("Already on that list")}`."""
     return OpenApiResponse(response=ERROR_REF, description=description)
@@ -74,12 +113,28 @@ def add_error_responses(result: dict, generator, request, public) -> dict:
         for component in (f"{name}Request", f"Patched{name}Request"):
             if component in schemas:
                 schemas[component]["additionalProperties"] = False
+    ruled = set()
+    for name, (rule, keywords) in _RULES.items():
+        component = schemas.get(f"{name}Request")
+        if component is not None:
+            component.update(keywords)
+            component["description"] = f"{component.get('description', '')}\n\n{rule}".strip()
+            ruled.add(f"#/components/schemas/{name}Request")
     for path, operations in result.get("paths", {}).items():
         if path.startswith("/api/"):
             for method, operation in operations.items():
                 if method in _METHODS:
+                    _require_ruled_body(operation, ruled)
                     _declare_errors(operation)
     return result
+
+
+def _require_ruled_body(operation: dict, ruled: set[str]) -> None:
+    """A body held to a rule needs some field, so it cannot be left out: drf-spectacular makes a
+    body optional when none of its fields is required on its own."""
+    body = operation.get("requestBody")
+    if body and any(media.get("schema", {}).get("$ref") in ruled for media in body.get("content", {}).values()):
+        body["required"] = True
 
 
 def _declare_errors(operation: dict) -> None:

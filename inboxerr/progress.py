@@ -16,8 +16,9 @@ from django.core.serializers.json import DjangoJSONEncoder
 from inboxerr.errors import NotFound
 from inboxerr.tracker import FINISHED_STATUSES, task_get
 
-# WebSocket close codes (4000-4999 are the application's): what a 401/403/404 would have said.
-CLOSE_UNAUTHENTICATED, CLOSE_FORBIDDEN, CLOSE_NOT_FOUND = 4401, 4403, 4404
+# WebSocket close codes (4000-4999 are the application's): what a 401/403/404 would have said, and
+# 4429 for an address over its allowance of failed authentications (inboxerr.ws_auth).
+CLOSE_UNAUTHENTICATED, CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, CLOSE_THROTTLED = 4401, 4403, 4404, 4429
 
 
 class JobProgressConsumer(AsyncJsonWebsocketConsumer):

@@ -14,6 +14,7 @@ from django.db.models import BooleanField, Q, QuerySet, Sum
 from django.db.models.expressions import RawSQL
 
 from inboxerr.errors import InvalidInput, NotFound
+from inboxerr.storable import storable, unstorable_reason
 from subscribers.models import Subscriber, SubscriberList, Suppression
 from subscribers.normalize import RecordError, normalize_phone
 
@@ -42,6 +43,8 @@ def list_get(*, user, name: str, owner_username: str | None = None) -> Subscribe
 
     A superuser sees every owner's lists, where names may repeat: their own list wins, then the
     only list of that name; otherwise they must say whose (`owner_username`)."""
+    if unstorable_reason(name):  # no list is called that, and the database cannot be asked
+        raise NotFound(f"List '{storable(name)}' not found", field="list_name")
     lists = lists_for_user(user).filter(name=name)
     if owner_username:
         lists = lists.filter(owner__username=owner_username)
@@ -316,8 +319,10 @@ def list_field_keys(subscriber_list: SubscriberList) -> tuple[list[str], list[st
 
 
 def user_by_username(username: str):
-    user = get_user_model().objects.filter(username=username).first()
+    # A name with a lone surrogate (a command's argument in another encoding than UTF-8) or a NUL
+    # names nobody, and the database could not even be asked about it.
+    user = None if unstorable_reason(username) else get_user_model().objects.filter(username=username).first()
     if user is None:
-        raise NotFound(f"User '{username}' not found", field="owner")
+        raise NotFound(f"User '{storable(username)}' not found", field="owner")
     return user
 

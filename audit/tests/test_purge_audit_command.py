@@ -52,6 +52,15 @@ def test_purge_refuses_an_age_under_one_day(db, days):
     assert list(AuditLog.objects.values_list("pk", flat=True)) == [row.pk]
 
 
+def test_purge_refuses_an_age_beyond_the_calendar(db):
+    row = row_aged(100)
+
+    with pytest.raises(CommandError, match="^--older-than must be at most 36,500 days$"):
+        call_command("purge_audit", "--older-than", "99999999999", stdout=io.StringIO())
+
+    assert list(AuditLog.objects.values_list("pk", flat=True)) == [row.pk]
+
+
 def test_purge_requires_the_age(db):
     with pytest.raises(CommandError, match="--older-than"):
         call_command("purge_audit", stdout=io.StringIO())

@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 from campaigns import bulk_email
 from inboxerr.api import actor, parse
 from inboxerr.exceptions import exception_handler_adding
-from inboxerr.openapi import error_response
+from inboxerr.openapi import error_response, given, states_rule
 
 TAG = ["bulk-email"]
 SEND = ["campaigns.send_bulk_email"]
@@ -19,6 +19,11 @@ VIEW = ["campaigns.view_campaign"]
 MAX_IDS = 10_000
 
 
+_RECIPIENT_ARRAYS = ("emails", "subscriber_ids", "instructor_ids", "list_names")
+
+
+@states_rule("At least one recipient: one of emails, subscriber_ids, instructor_ids and list_names not empty.",
+             anyOf=[given(name, {"type": "array", "minItems": 1}) for name in _RECIPIENT_ARRAYS])
 class SendRemindersSerializer(serializers.Serializer):
     emails = serializers.ListField(child=serializers.CharField(max_length=320), required=False, default=list,
                                    max_length=MAX_IDS)

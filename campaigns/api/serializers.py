@@ -2,6 +2,7 @@ from rest_framework import serializers
 
 from campaigns.models import Campaign, Message, MessageStatus, MessageTemplate
 from campaigns.selectors import campaign_figures
+from inboxerr.openapi import NOT_BLANK, given, states_rule
 from subscribers.models import Channel
 
 
@@ -17,10 +18,21 @@ class TemplateSerializer(serializers.ModelSerializer):
         extra_kwargs = {"name": {"validators": []}}  # uniqueness is the service's (409, not 400)
 
 
+# Only a new template must have a body: an update merges with the stored one.
+@states_rule("A template needs a text body or an HTML body (or both), not blank.",
+             anyOf=[given("body_text", NOT_BLANK, "with a text body"), given("body_html", NOT_BLANK, "with an HTML body")])
+class TemplateCreateSerializer(TemplateSerializer):
+    pass
+
+
+# The service reads a template_id of 0 and a blank message_content as not given; ids start at 1.
+@states_rule("Exactly one of template_id (a template of yours) and message_content (not blank).",
+             oneOf=[given("template_id", {"type": "integer"}, "from a template"),
+                    given("message_content", NOT_BLANK, "with its own content")])
 class CampaignCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     channel = serializers.ChoiceField(choices=Channel.choices)
-    template_id = serializers.IntegerField(required=False, allow_null=True)
+    template_id = serializers.IntegerField(required=False, allow_null=True, min_value=1)
     message_content = serializers.CharField(required=False, allow_blank=True, default="", max_length=100_000)
     subject = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
     list_names = serializers.ListField(child=serializers.CharField(max_length=200), required=False, default=list, max_length=100)

@@ -24,7 +24,7 @@ NAME_TAKEN = error_response("You already have a template of that name")
 
 @extend_schema(tags=["templates"])
 @extend_schema_view(
-    create=extend_schema(responses={201: s.TemplateSerializer, 409: NAME_TAKEN}),
+    create=extend_schema(request=s.TemplateCreateSerializer, responses={201: s.TemplateSerializer, 409: NAME_TAKEN}),
     update=extend_schema(responses={200: s.TemplateSerializer, 409: NAME_TAKEN}),
     partial_update=extend_schema(responses={200: s.TemplateSerializer, 409: NAME_TAKEN}),
     destroy=extend_schema(responses={204: None, 409: error_response("Campaigns or unsent batch items use it")}),
@@ -47,7 +47,7 @@ class TemplateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     # **kwargs here and below: the router's second addresses (/templates.json, /templates/1.json)
     # pass `format` along.
     def create(self, request: Request, **kwargs) -> Response:
-        data = parse(s.TemplateSerializer, request.data)
+        data = parse(s.TemplateCreateSerializer, request.data)
         template = services.template_create(actor=actor(request), owner=request.user, **data)
         return Response(s.TemplateSerializer(template).data, status=status.HTTP_201_CREATED)
 

@@ -366,6 +366,8 @@ def test_purge_messages_needs_a_positive_age():
         call_command("purge_messages", "--older-than", "0")
     with pytest.raises(CommandError):
         call_command("purge_messages")
+    with pytest.raises(CommandError, match="^--older-than must be at most 36,500 days$"):
+        call_command("purge_messages", "--older-than", "99999999999")
     assert not AuditLog.objects.filter(entity_type="message").exists()
 
 

@@ -1,6 +1,7 @@
 """manage.py import_csv, cleanup_stuck_jobs and clear_jobs."""
 
 import json
+import os
 from datetime import timedelta
 from io import StringIO
 from pathlib import Path
@@ -175,3 +176,56 @@ def test_clear_jobs_deletes_finished_job_records(owner, tmp_path):
     assert list(ImportJob.objects.values_list("pk", flat=True)) == [waiting.pk]
     assert Subscriber.objects.count() == 2
     assert stored_files() == [Path(waiting.file_path)]
+
+
+# --- files and arguments the command cannot take: one line naming them, nothing changed ---------
+
+UTF16_TEXT = "email,name\r\nann@x.io,Ann\r\n"
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_import_csv_of_a_utf16_file_names_the_file_and_its_encoding(owner, tmp_path, encoding):
+    path = write(tmp_path, UTF16_TEXT.encode(encoding), name="people.csv")
+
+    with pytest.raises(CommandError) as refused:
+        run_command("import_csv", str(path), "--list", "Cmd", "--owner", "owner", "--sync")
+
+    assert str(refused.value) == (f"{path}: This is not a text file the import reads (it is UTF-16 text): "
+                                  "save it as CSV in UTF-8 and upload it again")
+    assert not ImportJob.objects.exists() and not SubscriberList.objects.exists() and stored_files() == []
+
+
+def test_import_csv_reads_a_latin1_file_as_windows_1252_as_an_upload_does(owner, tmp_path):
+    path = write(tmp_path, "email,name\nann@x.io,Jérôme\n".encode("latin-1"))
+
+    out, _ = run_command("import_csv", str(path), "--list", "Cmd", "--owner", "owner", "--sync", "--json")
+
+    assert json.loads(out)["created"] == 1
+    assert Subscriber.objects.get().name == "Jérôme"
+
+
+def test_import_csv_with_an_owner_not_in_utf8_is_a_command_error(owner, tmp_path):
+    # A shell in Latin-1 passes b"adm\xe9n"; Python hands it over with a lone surrogate for \xe9.
+    path = write(tmp_path, CSV)
+    owner_arg = b"adm\xe9n".decode("utf-8", "surrogateescape")
+
+    with pytest.raises(CommandError, match="^User 'adm\ufffdn' not found$"):
+        run_command("import_csv", str(path), "--list", "Cmd", "--owner", owner_arg, "--sync")
+    assert not ImportJob.objects.exists() and not SubscriberList.objects.exists() and stored_files() == []
+
+
+def test_import_csv_from_a_shell_prints_one_line_and_exits_non_zero(owner, tmp_path, settings):
+    import subprocess
+    import sys
+
+    from inboxerr.tests.processes import ROOT, current_database_url
+
+    utf16 = write(tmp_path, UTF16_TEXT.encode("utf-16"), name="people.csv")
+    env = {**os.environ, "DATABASE_URL": current_database_url(), "IMPORT_DIR": str(settings.IMPORT_DIR)}
+    for argv in ([str(utf16).encode(), b"--owner", b"owner"], [str(write(tmp_path, CSV)).encode(), b"--owner", b"adm\xe9n"]):
+        done = subprocess.run([sys.executable.encode(), b"manage.py", b"import_csv", *argv, b"--list", b"Cmd", b"--sync"],
+                              cwd=ROOT, env=env, capture_output=True, timeout=120)
+        assert done.returncode == 1, done.stderr
+        assert done.stderr.decode().startswith("CommandError: ") and done.stderr.count(b"\n") == 1, done.stderr
+        assert b"Traceback" not in done.stderr
+    assert not ImportJob.objects.exists() and not SubscriberList.objects.exists() and stored_files() == []

@@ -104,10 +104,14 @@ def test_a_nul_in_a_header_cell_is_a_400_naming_the_file_through_the_upload_api(
 
 def test_a_file_full_of_nul_bytes_is_still_not_a_text_file(api):
     utf16 = "email,name\r\nann@x.io,Ann\r\n".encode("utf-16")
+    padded_nuls = b"email,name\r\n" + b"\x00" * 40 + b"\r\nann@x.io,Ann\r\n"
 
     response = api.post(IMPORT_CSV, {"file": _named(utf16, "people.csv"), "list_name": "News"}, format="multipart")
 
     assert response.status_code == 400
+    assert response.json()["detail"] == ("file: This is not a text file the import reads (it is UTF-16 text): "
+                                         "save it as CSV in UTF-8 and upload it again")
+    response = api.post(IMPORT_CSV, {"file": _named(padded_nuls, "people.csv"), "list_name": "News"}, format="multipart")
     assert response.json()["detail"] == "file: This is not a text file; upload a CSV file"
 
 

@@ -8,7 +8,7 @@ from channels.testing import WebsocketCommunicator
 from django.utils import timezone
 
 from imports.tests.helpers import import_file
-from inboxerr.progress import CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED, JobProgressConsumer
+from inboxerr.progress import CLOSE_NOT_FOUND, CLOSE_THROTTLED, CLOSE_UNAUTHENTICATED, JobProgressConsumer
 from inboxerr.tests.processes import kill_group, start_qcluster
 from inboxerr.tests.websockets import handshake
 
@@ -116,6 +116,42 @@ def test_a_wrong_expired_or_malformed_token_is_refused(owner, small_job):
     for value in (f"Token {token}", "Token not-a-token", "Bearer abc", "Token", f"Basic {token}"):
         refused = handshake(f"/ws/jobs/{small_job.pk}/", [(b"authorization", value.encode())])
         assert refused[:2] == (False, CLOSE_UNAUTHENTICATED), value
+
+
+def test_bad_token_handshakes_spend_the_addresses_allowance_like_failed_api_calls(owner, small_job, settings):
+    settings.API_THROTTLE_ANON = "3/min"
+    path, guess = f"/ws/jobs/{small_job.pk}/", [(b"authorization", b"Token " + b"0" * 64)]
+    good = [(b"authorization", f"Token {_token_for(owner)}".encode())]
+    assert [handshake(path, guess)[:2] for _ in range(3)] == [(False, CLOSE_UNAUTHENTICATED)] * 3
+    assert handshake(path, guess)[:2] == (False, CLOSE_THROTTLED)
+    # The next handshake from that address is refused unread, even with a right token.
+    assert handshake(path, good)[:2] == (False, CLOSE_THROTTLED)
+    # Another address is not concerned.
+    assert handshake(path, good, client="203.0.113.7")[0] is True
+
+
+def test_websocket_and_api_failures_share_one_allowance_per_address(owner, small_job, settings):
+    from rest_framework.test import APIClient
+
+    settings.API_THROTTLE_ANON = "2/min"
+    path, guess = f"/ws/jobs/{small_job.pk}/", [(b"authorization", b"Token not-a-token")]
+    assert handshake(path, guess, client="198.51.100.4")[:2] == (False, CLOSE_UNAUTHENTICATED)
+    api = APIClient(REMOTE_ADDR="198.51.100.4")
+    api.credentials(HTTP_AUTHORIZATION="Token not-a-token")
+    assert api.get("/api/v1/subscribers/lists").status_code == 401
+    assert handshake(path, guess, client="198.51.100.4")[:2] == (False, CLOSE_THROTTLED)
+    assert api.get("/api/v1/subscribers/lists").status_code == 429
+
+
+def test_behind_a_proxy_a_handshake_counts_against_the_forwarded_address(owner, small_job, settings):
+    settings.API_THROTTLE_ANON = "1/min"
+    settings.NUM_PROXIES = 1
+    path = f"/ws/jobs/{small_job.pk}/"
+    guess = [(b"authorization", b"Token not-a-token"), (b"x-forwarded-for", b"spoofed, 198.51.100.9")]
+    assert handshake(path, guess)[:2] == (False, CLOSE_UNAUTHENTICATED)
+    assert handshake(path, guess)[:2] == (False, CLOSE_THROTTLED)
+    other = [(b"authorization", b"Token not-a-token"), (b"x-forwarded-for", b"198.51.100.10")]
+    assert handshake(path, other)[:2] == (False, CLOSE_UNAUTHENTICATED)
 
 
 def test_a_handshake_without_a_token_still_needs_an_allowed_origin(small_job):

@@ -79,6 +79,36 @@ def test_export_list_refuses_a_list_the_owner_does_not_have(news, outsider, tmp_
     assert not AuditLog.objects.exists()
 
 
+# A name typed in a shell that is not UTF-8 reaches the command with a lone surrogate for each byte
+# it could not decode (b"\xe9" here).
+NOT_UTF8 = b"N\xe9ws".decode("utf-8", "surrogateescape")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [([NOT_UTF8, "--owner", "owner"], "List 'N\ufffdws' not found"),
+     (["News", "--owner", NOT_UTF8], "User 'N\ufffdws' not found")],
+)
+def test_export_list_names_given_in_another_encoding_are_not_found(news, tmp_path, args, message):
+    target = tmp_path / "out.csv"
+
+    with pytest.raises(CommandError, match=f"^{message}$"):
+        run("export_list", args[0], "--output", str(target), *args[1:])
+
+    assert not target.exists() and not AuditLog.objects.exists()
+
+
+@pytest.mark.parametrize("where", ["missing/out.csv", "."])
+def test_export_list_to_a_file_it_cannot_write_is_refused_and_not_recorded(news, tmp_path, where):
+    target = tmp_path / where
+
+    with pytest.raises(CommandError) as refused:
+        run("export_list", "News", "--output", str(target), "--owner", "owner")
+
+    assert str(refused.value) in (f"--output {target}: No such file or directory", f"--output {target}: Is a directory")
+    assert not AuditLog.objects.exists()
+
+
 # --- create_api_token ----------------------------------------------------------------------------
 
 
@@ -112,7 +142,9 @@ def test_create_api_token_honours_the_expiry(owner):
 
 @pytest.mark.parametrize(
     "args, message",
-    [(["ghost"], "No active user named 'ghost'"), (["owner", "--expiry-days", "0"], "--expiry-days must be positive")],
+    [(["ghost"], "No active user named 'ghost'"), (["owner", "--expiry-days", "0"], "--expiry-days must be positive"),
+     ([NOT_UTF8], "No active user named 'N\ufffdws'"),
+     (["owner", "--expiry-days", "99999999999"], "--expiry-days must be at most 36,500")],
 )
 def test_create_api_token_refuses_bad_input(owner, args, message):
     with pytest.raises(CommandError, match=message):
@@ -168,3 +200,12 @@ def test_bootstrap_run_twice_leaves_the_superuser_alone(db, monkeypatch):
     assert out.strip() == "Superuser 'boss' already exists (password unchanged)."
     assert get_user_model().objects.get(username="boss").check_password("first-password-123")
     assert get_user_model().objects.filter(username="boss").count() == 1
+
+
+def test_bootstrap_refuses_a_name_that_cannot_be_stored(db, monkeypatch):
+    monkeypatch.delenv("INBOXERR_ADMIN_PASSWORD", raising=False)
+
+    with pytest.raises(CommandError, match=r"^username: contains a lone surrogate \(invalid Unicode\), which cannot be stored$"):
+        run("bootstrap", "--username", NOT_UTF8)
+
+    assert not get_user_model().objects.exists() and not AuditLog.objects.exists()

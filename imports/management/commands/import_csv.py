@@ -41,7 +41,7 @@ class Command(BaseCommand):
                 enqueue=not sync,
             )
         except ServiceError as exc:
-            raise CommandError(exc.message) from None
+            raise CommandError(_naming_the_file(exc, file)) from None
         if sync:
             token = pipeline.import_claim(job_id=job.pk)
             if token is None:
@@ -63,6 +63,14 @@ class Command(BaseCommand):
             self.stdout.write(f"Queued import {job.pk} into '{job.list_name}'")
         if job.status == "failed":
             raise CommandError(job.error_message or "The import failed")
+
+
+def _naming_the_file(exc: ServiceError, file: str) -> str:
+    """What is wrong with the file (its encoding, its format, its header) says which file: the
+    services word it as the upload API does, for a field called `file`."""
+    if exc.field != "file" or file in exc.message:
+        return exc.message
+    return f"{file}: {exc.message.removeprefix('file: ')}"
 
 
 def _load_mapping(raw: str | None) -> dict | None:

@@ -1,8 +1,9 @@
 import os
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from inboxerr.accounts import admin_ensure, roles_ensure
+from inboxerr.errors import ServiceError
 
 
 class Command(BaseCommand):
@@ -17,7 +18,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, username: str, **options) -> None:
         roles_ensure()
-        user, password = admin_ensure(username=username, password=os.environ.get("INBOXERR_ADMIN_PASSWORD"))
+        try:
+            user, password = admin_ensure(username=username, password=os.environ.get("INBOXERR_ADMIN_PASSWORD"))
+        except ServiceError as exc:
+            raise CommandError(exc.message) from None
         if password:
             self.stdout.write(self.style.SUCCESS(f"Created superuser '{user.username}' with password: {password}"))
         else:

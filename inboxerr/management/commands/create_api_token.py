@@ -3,6 +3,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from inboxerr.accounts import api_token_create
 from inboxerr.actors import Actor
 from inboxerr.errors import ServiceError
+from inboxerr.management import MAX_DAYS
 
 
 class Command(BaseCommand):
@@ -18,6 +19,8 @@ class Command(BaseCommand):
     def handle(self, *args, username: str, expiry_days: int | None, **options) -> None:
         if expiry_days is not None and expiry_days <= 0:
             raise CommandError("--expiry-days must be positive")
+        if expiry_days is not None and expiry_days > MAX_DAYS:
+            raise CommandError(f"--expiry-days must be at most {MAX_DAYS:,}")
         try:
             _, token = api_token_create(actor=Actor.system("command"), username=username, expiry_days=expiry_days)
         except ServiceError as exc:

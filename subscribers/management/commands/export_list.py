@@ -19,10 +19,15 @@ class Command(BaseCommand):
         try:
             user = selectors.user_by_username(owner)
             subscriber_list = selectors.list_get(user=user, name=list_name)
-            rows = services.list_export(actor=Actor(user=None, source="command"), subscriber_list=subscriber_list)
         except ServiceError as exc:
             raise CommandError(exc.message) from None
-        handle = self.stdout if output == "-" else open(output, "w", newline="", encoding="utf-8")
+        # The file is opened before the export is recorded: an export that cannot be written is
+        # not one (and no file is made for a list that does not exist).
+        try:
+            handle = self.stdout if output == "-" else open(output, "w", newline="", encoding="utf-8")
+        except OSError as exc:
+            raise CommandError(f"--output {output}: {exc.strerror}") from None
+        rows = services.list_export(actor=Actor(user=None, source="command"), subscriber_list=subscriber_list)
         count = -1
         try:
             writer = csv.writer(handle)
