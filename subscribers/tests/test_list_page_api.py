@@ -156,3 +156,35 @@ def test_search_terms_are_text_not_patterns(api, news, term, expected):
 
     assert response.status_code == 200
     assert emails(response) == expected
+
+
+@pytest.mark.parametrize(("term", "expected"), [
+    ("com  Eve", []),  # across the address and the name: in the haystack, in no one value
+    ('"Lyon"', []),  # the quotes the haystack wraps JSON strings in
+    ("\"Ryan\"", ["eve@example.com"]),  # quotes inside a value, which the haystack escapes
+    ("back\\slash", ["eve@example.com"]),
+    ("1.5", ["eve@example.com"]),  # a number value
+    ("null", []),  # a JSON null is no value
+    ("ZÜRICH", ["eve@example.com"]),  # accents, case-insensitive
+    ("yo", ["cid@other.org"]),  # too short for a trigram: the exact search alone
+])
+def test_search_matches_values_exactly_whatever_the_index_lets_through(api, news, term, expected):
+    add(news, email="eve@example.com", name='Eve "Ryan" O',
+        custom_fields={"note": "back\\slash", "price": 1.50, "gone": None, "city": "Zürich"})
+
+    response = api.get(list_page_url("News"), {"search": term})
+
+    assert emails(response) == expected
+
+
+def test_a_list_search_is_answered_from_the_trigram_index(news):
+    from django.db import connection
+
+    from subscribers.selectors import SEARCH_HAYSTACK
+
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # a three-row table: make the index the only way in
+        cursor.execute(f"EXPLAIN SELECT id FROM subscribers_subscriber WHERE {SEARCH_HAYSTACK} ILIKE %s", ["%lyon%"])
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+
+    assert "sub_search_haystack_trgm" in plan
