@@ -11,10 +11,12 @@ Correctness rests on the message rows, not on the task queue:
   is recorded `unknown`, never resent blindly; one whose attempts are used up fails.
 """
 
+import json
 import logging
 import random
 import time
 import uuid
+import weakref
 from collections import Counter, deque
 from dataclasses import dataclass
 from datetime import timedelta
@@ -29,7 +31,7 @@ from campaigns.channels.base import OutgoingMessage, SendError
 from campaigns.channels.registry import backend_for
 from campaigns.models import Campaign, CampaignKind, CampaignStatus, Message, MessageBatch, MessageStatus, MessageTemplate
 from campaigns.ratelimit import ChannelPaused, acquire, rate_limit_of, tokens_per_call
-from campaigns.rendering import Compiled, compile_parts, recipient_context
+from campaigns.rendering import Compiled, compile_parts, recipient_context, template_variables
 from campaigns.unsubscribe import unsubscribe_headers, unsubscribe_url
 from inboxerr.actors import Actor
 from inboxerr.errors import Conflict
@@ -75,11 +77,32 @@ def running_campaigns() -> list:
     return list(Campaign.objects.filter(status=CampaignStatus.RUNNING).values_list("pk", flat=True))
 
 
+# The claim in one statement (PostgreSQL): pick, lease and read the batch in one round trip.
+_CLAIM_SQL = f"""
+    UPDATE {TABLE} SET status = '{MessageStatus.SENDING}', lease_token = %s, send_started_at = NULL,
+           leased_until = %s, attempts = attempts + 1
+    WHERE id IN (
+        SELECT id FROM {TABLE}
+        WHERE status = '{MessageStatus.QUEUED}' AND campaign_id = ANY(%s)
+          AND (next_attempt_at IS NULL OR next_attempt_at <= %s)
+        ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED)
+    RETURNING id, uid, campaign_id, subscriber_id, channel, recipient, variables, attempts
+"""
+
+
 def claim(*, token: str, limit: int) -> list[Claimed]:
     campaigns = running_campaigns()
     if not campaigns:
         return []
     now = timezone.now()
+    if connection.vendor == "postgresql":
+        until = now + timedelta(seconds=settings.DISPATCH_LEASE_SECONDS)
+        with connection.cursor() as cursor:
+            cursor.execute(_CLAIM_SQL, [token, until, campaigns, now, limit])
+            rows = cursor.fetchall()
+        # Django reads jsonb as text on its connections; the ORM decodes it in the field.
+        return sorted((Claimed(*row[:6], json.loads(row[6]) if isinstance(row[6], str) else row[6], row[7])
+                       for row in rows), key=lambda message: message.id)
     with transaction.atomic():
         ids = list(
             Message.objects.select_for_update(skip_locked=True)
@@ -108,6 +131,7 @@ class Renderer:
         self.campaigns: dict = {}
         self.templates: dict = {}
         self.batch_owners: dict = {}
+        self.uses_url = weakref.WeakKeyDictionary()  # compiled -> whether it shows unsubscribe_url
 
     def campaign(self, campaign_id) -> tuple[Campaign, Compiled]:
         if campaign_id not in self.campaigns:
@@ -120,6 +144,16 @@ class Renderer:
                 compiled = compile_parts(subject=campaign.subject, body_text=campaign.message_content)
             self.campaigns[campaign_id] = (campaign, compiled)
         return self.campaigns[campaign_id]
+
+    def needs_url(self, compiled: Compiled, channel: str) -> bool:
+        """Every email carries the unsubscribe URL in its headers; an SMS only when its text
+        uses it. Signing the URL is the costliest step of a render, so an SMS that does not
+        show it does not pay for it."""
+        if channel == "email":
+            return True
+        if compiled not in self.uses_url:
+            self.uses_url[compiled] = "unsubscribe_url" in template_variables(compiled)
+        return self.uses_url[compiled]
 
     def item(self, message: Claimed) -> tuple[int, Compiled]:
         """A batch item's owner and compiled message: its template (with its subject, if it gives
@@ -143,7 +177,8 @@ class Renderer:
         else:
             campaign, compiled = self.campaign(message.campaign_id)
             owner_id = campaign.owner_id
-        url = unsubscribe_url(owner_id=owner_id, channel=message.channel, address=message.recipient)
+        url = unsubscribe_url(owner_id=owner_id, channel=message.channel, address=message.recipient) \
+            if self.needs_url(compiled, message.channel) else ""
         context = recipient_context(
             email=(subscriber or {}).get("email", message.recipient if message.channel == "email" else ""),
             phone=(subscriber or {}).get("phone", message.recipient if message.channel == "sms" else ""),
@@ -242,13 +277,38 @@ def _outcome_of(error: SendError, message: Claimed, idempotent: bool) -> tuple[s
     return MessageStatus.QUEUED, timezone.now() + timedelta(seconds=backoff_seconds(message.attempts, error.retry_after))
 
 
+# A channel that deduplicates on the idempotency key marks its messages in flight a group at a
+# time and records their sends set-based: an in-flight mark changes nothing the sweeper does for
+# such a channel (an expired lease goes back to the queue either way, and a repeat is dropped by
+# the provider), so a round trip per message would buy nothing.
+_MARK_GROUP_SQL = (
+    f"UPDATE {TABLE} SET send_started_at = %s, leased_until = %s "
+    f"WHERE id = ANY(%s) AND lease_token = %s AND status = '{MessageStatus.SENDING}' RETURNING id"
+)
+_SENT_GROUP_SQL = (
+    f"UPDATE {TABLE} AS m SET status = '{MessageStatus.SENT}', lease_token = '', leased_until = NULL, "
+    "next_attempt_at = NULL, sent_at = v.at, provider_message_id = v.pid, segments = v.seg "
+    "FROM unnest(%s::bigint[], %s::text[], %s::int[], %s::timestamptz[]) AS v(id, pid, seg, at) "
+    "WHERE m.id = v.id AND m.lease_token = %s RETURNING m.campaign_id"
+)
+# How long a group's in-flight mark is trusted before what is left of the group is marked again:
+# the mark leases DISPATCH_SEND_TIMEOUT_SECONDS + 30 s, so a send started within this ends inside it.
+GROUP_MARK_SECONDS = 20.0
+# Recorded sends are written at least this often (the progress pages and a crash's resends).
+GROUP_FLUSH_SECONDS = 1.0
+
+
 class ChannelRun:
     """Sends one channel's share of a claimed batch through one open backend.
 
     Per message: take a rate-limit token, mark it in flight (still ours?), render, send, record.
     On a channel with no rate limit a successful send is recorded together with marking the next
     message in flight (one round trip instead of two); with a limit the next step may sleep for
-    a token, so each outcome is written at once and the window in doubt stays one send long."""
+    a token, so each outcome is written at once and the window in doubt stays one send long.
+
+    On an idempotent channel (unordered) the group is marked in flight at once, re-marked every
+    GROUP_MARK_SECONDS, and its sends are recorded in one statement at least once a second;
+    failures are still recorded one by one, at once."""
 
     def __init__(self, channel: str, token: str, renderer: Renderer, subscribers: dict, outcomes: Counter, *,
                  ordered: bool = False, halt=None, progress=None, gate=None):
@@ -262,6 +322,8 @@ class ChannelRun:
         # Ordered (the batch publisher): a message that will be retried holds back the ones after
         # it, which go back to the queue untried; `halt()` true stops the run before the next send.
         self.ordered, self.halt, self.held = ordered, halt, False
+        self.done: list[tuple] = []  # grouped: (id, provider id, segments, sent at) not yet recorded
+        self.flushed_at = time.monotonic()
 
     def run(self, messages: list[Claimed]) -> None:
         backend = None
@@ -275,6 +337,12 @@ class ChannelRun:
                 if self.held:
                     self._hand_back(messages[index + 1:], "", wait_seconds=0)
                     break
+            return
+        if backend.idempotent and not self.ordered and connection.vendor == "postgresql":
+            try:
+                self._run_grouped(messages, backend)
+            finally:
+                backend.close()
             return
         stopped: list[Claimed] = []
         try:
@@ -303,6 +371,57 @@ class ChannelRun:
             self._hand_back(stopped, "", wait_seconds=0)
             backend.close()
 
+    def _run_grouped(self, messages: list[Claimed], backend) -> None:
+        stopped: list[Claimed] = []
+        ours: set = set()
+        marked_at = float("-inf")
+        try:
+            for index, message in enumerate(messages):
+                if self.gate is not None and not self.gate(message.campaign_id):
+                    stopped.append(message)
+                    continue
+                try:
+                    self._take_token(remaining=len(messages) - index)
+                except ChannelPaused as exc:
+                    self._flush_group()
+                    self._hand_back(messages[index:], str(exc))
+                    break
+                if time.monotonic() - marked_at > GROUP_MARK_SECONDS:
+                    self._flush_group()
+                    ours = self._mark_group(messages[index:])
+                    marked_at = time.monotonic()
+                if message.id not in ours:
+                    continue  # our lease expired: the message went back to the queue
+                delivered = self._deliver(message, backend)
+                if delivered is not None:
+                    self.done.append((message.id, *delivered, timezone.now()))
+                if time.monotonic() - self.flushed_at >= GROUP_FLUSH_SECONDS:
+                    self._flush_group()
+                if self.progress is not None:
+                    self.progress(self.outcomes)
+        finally:
+            self._flush_group()
+            self._hand_back(stopped, "", wait_seconds=0)
+
+    def _mark_group(self, messages: list[Claimed]) -> set:
+        """Mark the rest of the group in flight and stretch its lease; the ids still ours."""
+        now = timezone.now()
+        until = now + timedelta(seconds=settings.DISPATCH_SEND_TIMEOUT_SECONDS + 30)
+        with connection.cursor() as cursor:
+            cursor.execute(_MARK_GROUP_SQL, [now, until, [m.id for m in messages], self.token])
+            return {row[0] for row in cursor.fetchall()}
+
+    def _flush_group(self) -> None:
+        if self.done:
+            ids, provider_ids, segments, sent_at = zip(*self.done)
+            with connection.cursor() as cursor:
+                cursor.execute(_SENT_GROUP_SQL, [list(ids), [p[:200] for p in provider_ids], list(segments),
+                                                 list(sent_at), self.token])
+                for (campaign_id,) in cursor.fetchall():
+                    self.outcomes[(campaign_id, MessageStatus.SENT)] += 1
+            self.done = []
+        self.flushed_at = time.monotonic()
+
     def _take_token(self, remaining: int) -> None:
         if self.allowance == 0:
             self.allowance = min(tokens_per_call(self.channel), remaining)
@@ -313,6 +432,15 @@ class ChannelRun:
         if not self._mark(message):
             self.held = self.ordered  # our lease expired: in order, nothing after it goes first
             return  # the message went back to the queue
+        delivered = self._deliver(message, backend)
+        if delivered is not None:
+            self.sent = (message, *delivered)
+            if not self.defer:
+                self._flush()
+
+    def _deliver(self, message: Claimed, backend) -> tuple[str, int] | None:
+        """Render and send one message marked in flight: (provider id, segments) when sent;
+        a failure is recorded here."""
         try:
             outgoing = self.renderer.render(message, self.subscribers.get(message.subscriber_id))
         except Exception as exc:  # a template or data problem: retrying cannot fix it
@@ -320,16 +448,14 @@ class ChannelRun:
             if _record(message, self.token, status=MessageStatus.FAILED, error=f"cannot render the message: {exc}",
                        reason="render_error"):
                 self.outcomes[(message.campaign_id, MessageStatus.FAILED)] += 1
-            return
+            return None
         try:
             provider_id = backend.send(outgoing)
         except Exception as exc:  # noqa: BLE001 - a backend bug must not take the batch down
             self._fail(message, self._as_send_error(exc, f"unexpected error in the {self.channel} backend"),
                        backend.idempotent)
-            return
-        self.sent = (message, provider_id or "", getattr(outgoing, "segments", 0))
-        if not self.defer:
-            self._flush()
+            return None
+        return provider_id or "", getattr(outgoing, "segments", 0)
 
     def _mark(self, message: Claimed) -> bool:
         if self.sent is None:
