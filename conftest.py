@@ -69,7 +69,8 @@ def pytest_runtest_setup(item):
         from pytest_django.plugin import blocking_manager_key
 
         with item.config.stash[blocking_manager_key].unblock():
-            call_command("flush", verbosity=0, interactive=False, inhibit_post_migrate=True)
+            call_command("flush", verbosity=0, interactive=False, inhibit_post_migrate=True,
+                         reset_sequences=False)  # reloaded rows keep their ids; new ones follow them
             if restore:
                 connection.creation.deserialize_db_from_string(connection._test_serialized_contents)
         # Content types are cached by id in this process; the ids just changed.
