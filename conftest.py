@@ -32,6 +32,14 @@ def pytest_unconfigure(config):
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items):
+    """Modules that start servers, workers or a browser go first: the two test processes share
+    them out at the start, and the run does not end waiting on one long module. (After
+    pytest-django's own ordering; pytest_runtest_setup below keeps any order safe.)"""
+    items.sort(key=lambda item: not (item.get_closest_marker("slow") or item.get_closest_marker("browser")))
+
+
 # Whether a transactional test has run since the database last held what the migrations wrote.
 _database_flushed = False
 
