@@ -273,10 +273,20 @@ def worker_env(**extra: str) -> dict:
     return env
 
 
+# Where the qclusters run. Linux (CONFIG_SCHED_AUTOGROUP, on here) shares the CPU fairly between
+# sessions first, then between the processes of a session: a qcluster in a session of its own
+# gets one share for all its workers, and every request it sends to the gateway (a process of this
+# session) crosses from one group to the other and back. The stand-alone loop runs in this session
+# with the gateway, so by default the qclusters do too (a process group of their own, for the
+# stop); --own-session puts each qcluster in a new session, as before, to measure the difference.
+OWN_SESSION = False
+
+
 def start_cluster(workers: int, total: int | None = None, **env: str) -> subprocess.Popen:
+    placement = {"start_new_session": True} if OWN_SESSION else {"process_group": 0}
     return subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT,
                             env=worker_env(Q_WORKERS=str(workers), DISPATCH_WORKERS=str(total or workers), **env),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **placement)
 
 
 def stop_cluster(proc: subprocess.Popen) -> None:
@@ -402,7 +412,7 @@ def campaign_ids(campaign, smtp: bool = False) -> set[str]:
 def line(label: str, stats: dict, wall: float | None = None) -> str:
     extra = f", wall {wall:.2f} s" if wall is not None else ""
     return (f"{label}: {stats['rate']:,.0f} msg/s ({stats['received']:,} received in {stats['span']:.2f} s{extra}; "
-            f"duplicates {stats['duplicates']}, missing {stats['missing']})")
+            f"duplicates {stats['duplicates']}, missing {stats['missing']}; load {os.getloadavg()[0]:.1f})")
 
 
 def bench_http(owner, messages: int, workers_list: list[int], batch: int) -> None:
@@ -491,15 +501,20 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100, help="the stand-alone loop's claim size (default 100)")
     parser.add_argument("--only", default="http,smtp", help="http, smtp (default both)")
     parser.add_argument("--fan-out", type=int, default=0, metavar="N", help="also time the fan-out of N subscribers")
+    parser.add_argument("--own-session", action="store_true",
+                        help="each qcluster in a session of its own (the placement before; see OWN_SESSION)")
     parser.add_argument("--grid", action="store_true", help="the rate-limit grid")
     parser.add_argument("--grid-rates", default="10,50,200,1000")
     parser.add_argument("--grid-workers", default="1,1+1,2+2", help="workers per qcluster, per layout")
     parser.add_argument("--grid-buckets", default="postgresql,redis")
     parser.add_argument("--grid-seconds", type=float, default=15.0)
     args = parser.parse_args()
+    global OWN_SESSION
+    OWN_SESSION = args.own_session
 
     print(f"date {time.strftime('%Y-%m-%d %H:%M')}; {os.cpu_count()} cores; {platform.machine()}; "
-          f"Python {platform.python_version()}; load {os.getloadavg()[0]:.1f}")
+          f"Python {platform.python_version()}; load {os.getloadavg()[0]:.1f}; "
+          f"qclusters in {'their own sessions' if OWN_SESSION else 'this session'}")
     if psql(f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}'") != "1":
         psql(f"CREATE DATABASE {DB_NAME}")
     print("PostgreSQL", psql("SHOW server_version"))

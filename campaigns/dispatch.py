@@ -28,22 +28,27 @@ from django.utils import timezone
 
 from audit.services import audit_record
 from campaigns.channels.base import OutgoingMessage, SendError
-from campaigns.channels.registry import backend_for
+from campaigns.channels.registry import backend_for, is_idempotent
 from campaigns.models import Campaign, CampaignKind, CampaignStatus, Message, MessageBatch, MessageStatus, MessageTemplate
 from campaigns.ratelimit import ChannelPaused, acquire, rate_limit_of, tokens_per_call
 from campaigns.rendering import Compiled, compile_parts, recipient_context, template_variables
 from campaigns.unsubscribe import unsubscribe_headers, unsubscribe_url
 from inboxerr.actors import Actor
 from inboxerr.errors import Conflict
-from inboxerr.metrics import counter_add, histogram_observe
+from inboxerr.metrics import counter_add, metrics_add
 from inboxerr.webhooks.events import WebhookEvent
 from inboxerr.webhooks.services import event_emit
-from subscribers.models import Subscriber
+from subscribers.models import Channel, Subscriber, Suppression
 
 logger = logging.getLogger("inboxerr.dispatch")
 # An outcome that is not a failure: the provider asked us to slow down (429 + Retry-After).
 THROTTLED = "throttled"
 TABLE = Message._meta.db_table
+CAMPAIGN_TABLE = Campaign._meta.db_table
+SUBSCRIBER_TABLE = Subscriber._meta.db_table
+SUPPRESSION_TABLE = Suppression._meta.db_table
+# The skip reason of a message to a suppressed address: the fan-out's, and the claim's.
+SUPPRESSED = "suppressed"
 
 
 @dataclass
@@ -62,6 +67,10 @@ class Claimed:
     subject: str | None = None
     content: str | None = None
     sequence: int = 0
+    # The subscriber's fields, read by the claim (else send_batch reads them).
+    subscriber: dict | None = None
+    # When the claim marked it in flight (time.monotonic()); None: not marked by the claim.
+    marked_at: float | None = None
 
 
 def backoff_seconds(attempt: int, retry_after: float | None = None) -> float:
@@ -77,32 +86,93 @@ def running_campaigns() -> list:
     return list(Campaign.objects.filter(status=CampaignStatus.RUNNING).values_list("pk", flat=True))
 
 
-# The claim in one statement (PostgreSQL): pick, lease and read the batch in one round trip.
+# The claim in one statement (PostgreSQL): pick the oldest due messages of running campaigns,
+# lease them, and read what their sends need (the subscriber's fields) in one round trip.
+# - An address suppressed since the fan-out (an unsubscribe, a bounce, a complaint, a manual
+#   block) is not sent: its message becomes `skipped` with the fan-out's reason, here, at send
+#   time; one index probe per claimed row on the suppression list's unique key.
+# - On a channel that deduplicates on the idempotency key the claim also marks the messages in
+#   flight (ChannelRun's group mark): for such a channel the mark changes nothing the sweeper does.
+# - The running campaigns come as a list the dispatcher re-reads at most once a second (its
+#   CampaignGate), so the planner sees the campaign ids, as their statistics let it choose the index.
 _CLAIM_SQL = f"""
-    UPDATE {TABLE} SET status = '{MessageStatus.SENDING}', lease_token = %s, send_started_at = NULL,
-           leased_until = %s, attempts = attempts + 1
-    WHERE id IN (
-        SELECT id FROM {TABLE}
-        WHERE status = '{MessageStatus.QUEUED}' AND campaign_id = ANY(%s)
-          AND (next_attempt_at IS NULL OR next_attempt_at <= %s)
-        ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED)
-    RETURNING id, uid, campaign_id, subscriber_id, channel, recipient, variables, attempts
+    WITH picked AS (
+        SELECT m.id, EXISTS (
+            SELECT 1 FROM {CAMPAIGN_TABLE} c JOIN {SUPPRESSION_TABLE} sp ON sp.owner_id = c.owner_id
+            WHERE c.id = m.campaign_id AND sp.channel = m.channel AND sp.address = m.recipient) AS suppressed
+        FROM {TABLE} m
+        WHERE m.status = '{MessageStatus.QUEUED}' AND m.campaign_id IS NOT NULL
+          AND m.campaign_id = ANY(%(campaigns)s)
+          AND (m.next_attempt_at IS NULL OR m.next_attempt_at <= %(now)s)
+        ORDER BY m.id LIMIT %(limit)s FOR UPDATE OF m SKIP LOCKED
+    ), claimed AS (
+        UPDATE {TABLE} AS m SET
+            status = CASE WHEN p.suppressed THEN '{MessageStatus.SKIPPED}' ELSE '{MessageStatus.SENDING}' END,
+            skip_reason = CASE WHEN p.suppressed THEN '{SUPPRESSED}' ELSE m.skip_reason END,
+            lease_token = CASE WHEN p.suppressed THEN '' ELSE %(token)s END,
+            leased_until = CASE WHEN p.suppressed THEN NULL ELSE %(until)s END,
+            next_attempt_at = CASE WHEN p.suppressed THEN NULL ELSE m.next_attempt_at END,
+            send_started_at = CASE WHEN NOT p.suppressed AND m.channel = ANY(%(in_flight)s) THEN %(now)s END,
+            attempts = m.attempts + CASE WHEN p.suppressed THEN 0 ELSE 1 END
+        FROM picked p WHERE m.id = p.id
+        RETURNING m.id, m.uid, m.campaign_id, m.subscriber_id, m.channel, m.recipient, m.variables, m.attempts,
+                  p.suppressed
+    )
+    SELECT c.*, s.email, s.phone, s.name, s.standard_fields, s.custom_fields
+    FROM claimed c LEFT JOIN {SUBSCRIBER_TABLE} s ON s.id = c.subscriber_id AND NOT c.suppressed
+    ORDER BY c.id
 """
 
 
-def claim(*, token: str, limit: int) -> list[Claimed]:
-    campaigns = running_campaigns()
+def _json(value):
+    # Django reads jsonb as text on its own connections; the ORM decodes it in the field.
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _claim_postgres(token: str, limit: int, campaigns: list) -> tuple[list[Claimed], int]:
+    """(the messages to send, how many rows the claim took including the skipped)."""
+    now = timezone.now()
+    in_flight = [channel for channel in Channel.values if is_idempotent(channel)]
+    with connection.cursor() as cursor:
+        cursor.execute(_CLAIM_SQL, {"token": token, "now": now, "limit": limit, "in_flight": in_flight,
+                                    "campaigns": campaigns,
+                                    "until": now + timedelta(seconds=settings.DISPATCH_LEASE_SECONDS)})
+        rows = cursor.fetchall()
+    marked_at = time.monotonic()
+    claimed, skipped = [], Counter()
+    for row in rows:
+        if row[8]:
+            skipped[(row[2], MessageStatus.SKIPPED)] += 1
+            continue
+        subscriber = None if row[9] is None and row[11] is None else {
+            "id": row[3], "email": row[9], "phone": row[10], "name": row[11],
+            "standard_fields": _json(row[12]), "custom_fields": _json(row[13])}
+        claimed.append(Claimed(*row[:6], _json(row[6]), row[7], subscriber=subscriber,
+                               marked_at=marked_at if row[4] in in_flight else None))
+    if skipped:
+        apply_outcomes(skipped)
+    return claimed, len(rows)
+
+
+def claim(*, token: str, limit: int, campaigns: list | None = None) -> list[Claimed]:
+    """Lease up to `limit` due messages of the running campaigns (`campaigns`: their ids, if the
+    caller knows them); the ones to send, in id order. A message whose address was suppressed
+    since the fan-out is skipped on the way (counted in its campaign's skipped count), never
+    returned; a claim that skipped everything it took claims again."""
+    campaigns = list(running_campaigns() if campaigns is None else campaigns)
     if not campaigns:
         return []
+    while True:
+        if connection.vendor == "postgresql":
+            claimed, taken = _claim_postgres(token, limit, campaigns)
+        else:
+            claimed, taken = _claim_portable(token, limit, campaigns)
+        if claimed or not taken:
+            return claimed
+
+
+def _claim_portable(token: str, limit: int, campaigns: list) -> tuple[list[Claimed], int]:
     now = timezone.now()
-    if connection.vendor == "postgresql":
-        until = now + timedelta(seconds=settings.DISPATCH_LEASE_SECONDS)
-        with connection.cursor() as cursor:
-            cursor.execute(_CLAIM_SQL, [token, until, campaigns, now, limit])
-            rows = cursor.fetchall()
-        # Django reads jsonb as text on its connections; the ORM decodes it in the field.
-        return sorted((Claimed(*row[:6], json.loads(row[6]) if isinstance(row[6], str) else row[6], row[7])
-                       for row in rows), key=lambda message: message.id)
     with transaction.atomic():
         ids = list(
             Message.objects.select_for_update(skip_locked=True)
@@ -112,7 +182,15 @@ def claim(*, token: str, limit: int) -> list[Claimed]:
             .values_list("id", flat=True)[:limit]
         )
         if not ids:
-            return []
+            return [], 0
+        taken = len(ids)
+        suppressed = _suppressed_ids(ids)
+        if suppressed:
+            Message.objects.filter(pk__in=suppressed).update(status=MessageStatus.SKIPPED, skip_reason=SUPPRESSED,
+                                                             next_attempt_at=None)
+            apply_outcomes(Counter((campaign_id, MessageStatus.SKIPPED) for campaign_id in
+                                   Message.objects.filter(pk__in=suppressed).values_list("campaign_id", flat=True)))
+            ids = [pk for pk in ids if pk not in suppressed]
         Message.objects.filter(pk__in=ids).update(
             status=MessageStatus.SENDING, lease_token=token, send_started_at=None,
             leased_until=now + timedelta(seconds=settings.DISPATCH_LEASE_SECONDS), attempts=F("attempts") + 1,
@@ -120,7 +198,19 @@ def claim(*, token: str, limit: int) -> list[Claimed]:
         rows = Message.objects.filter(pk__in=ids).order_by("id").values_list(
             "id", "uid", "campaign_id", "subscriber_id", "channel", "recipient", "variables", "attempts"
         )
-        return [Claimed(*row) for row in rows]
+        return [Claimed(*row) for row in rows], taken
+
+
+def _suppressed_ids(ids: list[int]) -> set[int]:
+    """The portable claim's suppression check: the claimed messages whose address is suppressed."""
+    rows = Message.objects.filter(pk__in=ids).values_list("id", "campaign__owner_id", "channel", "recipient")
+    wanted: dict = {}
+    for pk, owner_id, channel, address in rows:
+        wanted.setdefault((owner_id, channel, address), []).append(pk)
+    found = Suppression.objects.filter(
+        owner_id__in={key[0] for key in wanted}, address__in={key[2] for key in wanted},
+    ).values_list("owner_id", "channel", "address")
+    return {pk for key in found for pk in wanted.get(key, ())}
 
 
 class Renderer:
@@ -195,9 +285,13 @@ class Renderer:
 
 
 def _subscribers(batch: list[Claimed]) -> dict[int, dict]:
-    ids = [m.subscriber_id for m in batch if m.subscriber_id]
+    """The batch's subscribers' fields: what the claim read with them, else one query."""
+    read = {m.subscriber_id: m.subscriber for m in batch if m.subscriber is not None}
+    ids = [m.subscriber_id for m in batch if m.subscriber_id and m.subscriber_id not in read]
+    if not ids:
+        return read
     rows = Subscriber.objects.filter(pk__in=ids).values("id", "email", "phone", "name", "standard_fields", "custom_fields")
-    return {row["id"]: row for row in rows}
+    return {**read, **{row["id"]: row for row in rows}}
 
 
 # The two writes every send makes, as plain SQL: the ORM's per-call overhead was a third of a
@@ -375,6 +469,8 @@ class ChannelRun:
         stopped: list[Claimed] = []
         ours: set = set()
         marked_at = float("-inf")
+        if messages and all(m.marked_at is not None for m in messages):  # the claim marked them
+            ours, marked_at = {m.id for m in messages}, min(m.marked_at for m in messages)
         try:
             for index, message in enumerate(messages):
                 if self.gate is not None and not self.gate(message.campaign_id):
@@ -513,19 +609,24 @@ _COUNTER_FIELD = {
     MessageStatus.SENT: "sent_count",
     MessageStatus.FAILED: "failed_count",
     MessageStatus.UNKNOWN: "unknown_count",
+    MessageStatus.SKIPPED: "skipped_count",
 }
 
 
-def apply_outcomes(outcomes: Counter) -> None:
-    """Add a batch's final outcomes to the campaign counters (retries are not final) and to the
-    sent counter of /metrics."""
-    channels = dict(Campaign.objects.filter(pk__in={key[0] for key in outcomes}).values_list("pk", "channel"))
+_campaign_channels: dict = {}  # a campaign's channel never changes once it has messages
+
+
+def apply_outcomes(outcomes: Counter, loop_seconds: list | None = None) -> None:
+    """Add final outcomes to the campaign counters (retries are not final) and to the sent
+    counter of /metrics, with the dispatcher loop times observed meanwhile: two statements."""
+    unknown = {key[0] for key in outcomes if key[1] == MessageStatus.SENT} - _campaign_channels.keys()
+    if unknown:
+        _campaign_channels.update(Campaign.objects.filter(pk__in=unknown).values_list("pk", "channel"))
     sent: Counter = Counter()
     for (campaign_id, status), count in outcomes.items():
         if status == MessageStatus.SENT:
-            sent[channels.get(campaign_id, "")] += count
-    for channel, count in sent.items():
-        counter_add("messages_sent", count, channel=channel)
+            sent[("messages_sent", (("channel", _campaign_channels.get(campaign_id, "")),))] += count
+    metrics_add(counters=sent, observations={"dispatcher_loop_duration_seconds": loop_seconds or []})
     per_campaign: dict = {}
     for (campaign_id, status), count in outcomes.items():
         field = _COUNTER_FIELD.get(status)
@@ -553,29 +654,54 @@ class CampaignGate:
         age = time.monotonic() - self.at
         # A miss is re-read sooner: the campaign may have been resumed since the last look.
         if age >= self.interval or (campaign_id not in self.running and age >= self.interval / 10):
-            self.running = set(running_campaigns())
-            self.at = time.monotonic()
+            self.refresh()
         return campaign_id in self.running
+
+    def campaigns(self) -> set:
+        """The running campaigns, at most a second old: what the claims take from."""
+        if time.monotonic() - self.at >= self.interval:
+            self.refresh()
+        return self.running
+
+    def refresh(self) -> bool:
+        """Re-read the running campaigns; whether they changed."""
+        before, self.running, self.at = self.running, set(running_campaigns()), time.monotonic()
+        return self.running != before
 
 
 class CounterFlush:
-    """Applies a claimed batch's outcomes to the campaign counters as they come, at most once a
-    second and each outcome once: under a slow rate limit one claim takes many seconds, and the
-    counters (what every progress page and the tracker read) must not stand still meanwhile."""
+    """Folds a worker's outcomes into the campaign counters (and /metrics) at most once a second
+    and each outcome once, across the batches of a run: under a slow rate limit one claim takes
+    many seconds, and the counters (what every progress page and the tracker read) must not stand
+    still meanwhile; at full speed a write per batch by every worker would make the campaign row
+    and the metric rows the hottest rows of the database. `final=True` writes what is left."""
 
     def __init__(self, interval: float = 1.0) -> None:
         self.interval = interval
-        self.applied: Counter = Counter()
+        self.batch: Counter | None = None  # the batch's outcomes, as send_batch grows them
+        self.seen: Counter = Counter()  # what of them is already in `pending`
+        self.pending: Counter = Counter()
+        self.loops: list[float] = []
         self.at = time.monotonic()
 
-    def __call__(self, outcomes: Counter, *, final: bool = False) -> None:
+    def __call__(self, outcomes: Counter | None = None, *, final: bool = False) -> None:
+        if outcomes is not None:
+            if outcomes is not self.batch:
+                self.batch, self.seen = outcomes, Counter()
+            new = outcomes - self.seen  # a batch's outcomes only grow, so this is what is new
+            if new:
+                self.pending.update(new)
+                self.seen.update(new)
         if not final and time.monotonic() - self.at < self.interval:
             return
-        new = outcomes - self.applied  # outcomes only grow, so this is what is not applied yet
-        if new:
-            apply_outcomes(new)
-            self.applied.update(new)
+        if self.pending or self.loops:
+            apply_outcomes(self.pending, self.loops)
+            self.pending, self.loops = Counter(), []
         self.at = time.monotonic()
+
+    def loop(self, seconds: float) -> None:
+        """One dispatcher loop's duration, for the histogram of /metrics."""
+        self.loops.append(seconds)
 
 
 def finish_campaigns() -> list:
@@ -676,7 +802,9 @@ class FailureWatch:
     def __init__(self) -> None:
         self.windows: dict = {}
 
-    def observe(self, outcomes: Counter) -> None:
+    def observe(self, outcomes: Counter) -> set:
+        """Take a batch's outcomes; the campaigns this paused."""
+        paused = set()
         size, limit = settings.DISPATCH_PAUSE_WINDOW, settings.DISPATCH_PAUSE_FAILURE_RATE
         for (campaign_id, status), count in outcomes.items():
             if status == THROTTLED:
@@ -687,6 +815,8 @@ class FailureWatch:
             if len(window) == window.maxlen and sum(window) / len(window) > limit:
                 self._pause(campaign_id, sum(window), len(window))
                 window.clear()
+                paused.add(campaign_id)
+        return paused
 
     @staticmethod
     def _pause(campaign_id, failed: int, seen: int) -> None:
@@ -717,11 +847,24 @@ def dispatch(*, run_seconds: float | None = None, batch_size: int | None = None)
     """One dispatcher run: claim and send until nothing is due or the run time is up."""
     _fast_commits()
     deadline = time.monotonic() + (run_seconds or settings.DISPATCH_RUN_SECONDS)
-    renderer, sent, watch, gate = Renderer(), 0, FailureWatch(), CampaignGate()
+    renderer, sent, watch, gate, flush = Renderer(), 0, FailureWatch(), CampaignGate(), CounterFlush()
+    try:
+        sent = _dispatch_loop(deadline, batch_size, renderer, watch, gate, flush)
+    finally:
+        flush(final=True)
+    finish_campaigns()
+    return sent
+
+
+def _dispatch_loop(deadline: float, batch_size: int | None, renderer: Renderer, watch: FailureWatch,
+                   gate: CampaignGate, flush: CounterFlush) -> int:
+    sent = 0
     while time.monotonic() < deadline:
         loop_started = time.monotonic()
         token = uuid.uuid4().hex
-        batch = claim(token=token, limit=batch_size or settings.DISPATCH_BATCH_SIZE)
+        batch = claim(token=token, limit=batch_size or settings.DISPATCH_BATCH_SIZE, campaigns=gate.campaigns())
+        if not batch and gate.refresh():
+            continue  # a campaign started (or stopped) since the gate's last look: claim from the fresh list
         if not batch:
             # Retries waiting for their backoff: wait for the first if it falls in this run.
             due = Message.objects.filter(
@@ -732,12 +875,11 @@ def dispatch(*, run_seconds: float | None = None, batch_size: int | None = None)
                 break
             time.sleep(min(max(wait, 0.05), 1.0))
             continue
-        flush = CounterFlush()
         outcomes = send_batch(batch, token, renderer, progress=flush, gate=gate)
-        flush(outcomes, final=True)
-        watch.observe(outcomes)
-        histogram_observe("dispatcher_loop_duration_seconds", time.monotonic() - loop_started)
+        flush.loop(time.monotonic() - loop_started)
+        flush(outcomes)
+        # This worker's next claim and sends leave a campaign it just paused alone at once.
+        gate.running -= watch.observe(outcomes)
         sent += sum(n for (_, status), n in outcomes.items() if status == MessageStatus.SENT)
-    finish_campaigns()
     return sent
 

@@ -20,7 +20,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, Exists, F, OuterRef, Q
 from django.utils import timezone
 from django_q.tasks import async_task
 
@@ -35,6 +35,7 @@ from inboxerr.actors import Actor
 from inboxerr.metrics import counter_add, histogram_observe
 from inboxerr.webhooks.events import WebhookEvent
 from inboxerr.webhooks.services import event_emit
+from subscribers.models import Suppression
 
 logger = logging.getLogger("inboxerr.outbox")
 OPEN = OPEN_BATCH_STATUSES
@@ -149,6 +150,12 @@ def claim_items(batch: MessageBatch, token: str, start: int = 0) -> list[Claimed
             return settings.OUTBOX_POLL_INTERVAL_SECONDS
         return max((due - now).total_seconds(), 0.01)
     with transaction.atomic():
+        # An address suppressed since the batch was stored (a STOP, an unsubscribe, a bounce) is not
+        # sent to: its item is skipped with the reason of one suppressed at ingest, in one statement.
+        suppressed = Suppression.objects.filter(owner_id=batch.owner_id, channel=OuterRef("channel"),
+                                                address=OuterRef("recipient"))
+        Message.objects.filter(pk__in=ids, status=MessageStatus.QUEUED).filter(Exists(suppressed)).update(
+            status=MessageStatus.SKIPPED, skip_reason="suppressed", next_attempt_at=None)
         Message.objects.filter(pk__in=ids, status=MessageStatus.QUEUED).update(
             status=MessageStatus.SENDING, lease_token=token, send_started_at=None,
             leased_until=now + timedelta(seconds=settings.DISPATCH_LEASE_SECONDS), attempts=F("attempts") + 1,

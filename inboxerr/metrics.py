@@ -47,6 +47,23 @@ def histogram_observe(name: str, value: float, buckets: tuple = DISPATCH_LOOP_BU
     _upsert(rows)
 
 
+def metrics_add(*, counters: dict | None = None, observations: dict | None = None,
+                buckets: tuple = DISPATCH_LOOP_BUCKETS) -> None:
+    """Many counter increments and histogram observations in one upsert, for a worker that folds
+    what it counted over a second instead of writing per event. `counters`: {(name, labels
+    tuple): amount}; `observations`: {histogram name: [values]} (no labels)."""
+    rows = [(name, _labels(dict(labels)), amount) for (name, labels), amount in (counters or {}).items() if amount]
+    for name, values in (observations or {}).items():
+        if not values:
+            continue
+        rows += [(f"{name}_bucket", _labels({"le": str(le)}), sum(1 for v in values if v <= le)) for le in buckets]
+        rows += [(f"{name}_bucket", _labels({"le": "+Inf"}), len(values)), (f"{name}_sum", "", sum(values)),
+                 (f"{name}_count", "", len(values))]
+    rows = [row for row in rows if row[2]]
+    if rows:
+        _upsert(rows)
+
+
 def _upsert(rows: list[tuple[str, str, float]]) -> None:
     table = MetricCounter._meta.db_table
     values = ", ".join(["(%s, %s, %s)"] * len(rows))

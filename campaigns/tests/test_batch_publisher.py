@@ -443,3 +443,23 @@ def test_suppressed_items_are_skipped_and_do_not_block_the_commit(api, owner, sm
                       (BatchStatus.COMMITTED, 2, 0, 0)]
     skipped = Message.objects.get(batch=some_suppressed, recipient=phone(2, 3))
     assert (skipped.status, skipped.skip_reason, skipped.attempts) == (MessageStatus.SKIPPED, "suppressed", 0)
+
+
+def test_an_item_whose_address_is_suppressed_after_the_ingest_is_skipped_at_send_time(api, owner, sms_gateway):
+    from inboxerr.actors import Actor
+    from subscribers.services import address_unsubscribe
+
+    batch = ingest(api, sms_items(1, 4))
+    assert batch.skipped_count == 0
+    # The second recipient texts STOP while the batch waits in its stream.
+    address_unsubscribe(actor=Actor.system(), owner_id=owner.pk, channel="sms", address=phone(1, 2))
+
+    sent, more = outbox.publish(run_seconds=20)
+
+    assert (sent, more) == (3, False)
+    assert received(sms_gateway) == [phone(1, 1), phone(1, 3), phone(1, 4)]
+    batch = fresh(batch)
+    assert (batch.status, batch.sent_count, batch.skipped_count, batch.failed_count) == (
+        BatchStatus.COMMITTED, 3, 1, 0)
+    skipped = Message.objects.get(batch=batch, recipient=phone(1, 2))
+    assert (skipped.status, skipped.skip_reason, skipped.attempts) == (MessageStatus.SKIPPED, "suppressed", 0)
