@@ -214,21 +214,25 @@ class _Chunk:
 
 
 def _chunks(records, cleaner, size: int) -> Iterator[_Chunk]:
-    chunk, keys = _Chunk(), set()
+    chunk, keys, count = _Chunk(), set(), 0
+    clean, rows, errors, warnings = cleaner.clean, chunk.rows, chunk.errors, chunk.warnings
     for number, cells, offset in records:
-        result = cleaner.clean(number, cells, chunk.warnings)
-        if isinstance(result, RowError):
-            chunk.errors.append(result)
+        result = clean(number, cells, warnings)
+        if type(result) is RowError:
+            errors.append(result)
         elif result.key in keys:
             chunk.in_chunk_duplicates += 1  # first occurrence wins, as in seed 000
         else:
             keys.add(result.key)
-            chunk.rows.append(result)
-        chunk.last_row, chunk.offset = number, offset
-        if len(chunk) >= size:
+            rows.append(result)
+        count += 1
+        if count >= size:
+            chunk.last_row, chunk.offset = number, offset
             yield chunk
-            chunk, keys = _Chunk(), set()
-    if len(chunk) or chunk.offset:
+            chunk, keys, count = _Chunk(), set(), 0
+            rows, errors, warnings = chunk.rows, chunk.errors, chunk.warnings
+    if count:
+        chunk.last_row, chunk.offset = number, offset
         yield chunk
 
 
