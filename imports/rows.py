@@ -39,15 +39,15 @@ class RowError:
     def __init__(self, row: int, reason: str, values: dict | None = None, kind: str = ERROR, column: str = "",
                  *, names: list[str] | None = None, cells: list[str] | None = None):
         self.row, self.reason, self.kind, self.column = row, reason, kind, column
-        self._values, self._names, self._cells = values, names, cells
+        self._values, self._names, self._cells = values, names or [], cells or []
 
     @property
     def values(self) -> dict:
-        if self._values is None:
-            # NUL characters and lone surrogates become U+FFFD, long values are cut.
-            self._values = {storable(name): storable(value[:MAX_ERROR_VALUE_CHARS])
-                            for name, value in zip(self._names or (), self._cells or ())}
-        return self._values
+        if self._values is not None:
+            return self._values
+        # Made anew when read (once, when the line is stored), never kept: NUL characters and
+        # lone surrogates become U+FFFD, long values are cut.
+        return {storable(name): storable(value[:MAX_ERROR_VALUE_CHARS]) for name, value in zip(self._names, self._cells)}
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, RowError) and (self.row, self.reason, self.kind, self.column, self.values) == (
