@@ -1,6 +1,7 @@
 """The console for templates, campaigns, messages and rate limits; actions call the services."""
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -156,7 +157,7 @@ class CampaignAdmin(JobPageMixin, OwnedAdmin):
     list_select_related = ("owner",)
     # Status, counters and timings are in the live panel above the form.
     fields = ("name", "kind", "channel", "owner", "template", "subject_display", "content_display", "audience",
-              "scheduled_at", "created_at", "job_data_display")
+              "scheduled_at", "created_at", "fan_out_display", "job_data_display")
     readonly_fields = fields
     actions = [
         "test_send_to_me",
@@ -227,6 +228,16 @@ class CampaignAdmin(JobPageMixin, OwnedAdmin):
             names.append(f"import {campaign.import_job_id}")
         who = "active and inactive subscribers" if campaign.include_inactive else "active subscribers"
         return f"{', '.join(names)} ({who})" if names else "explicit recipients"
+
+    @admin.display(description="fan-out runs")
+    def fan_out_display(self, campaign: Campaign) -> str:
+        # The runs that wrote (or tried to write) its messages: more than one means a worker died.
+        if not campaign.fan_out_attempts:
+            return "-"
+        text = f"{campaign.fan_out_attempts} of {settings.CAMPAIGN_MAX_FAN_OUT_ATTEMPTS} allowed"
+        if campaign.fan_out_error:
+            text += f"; the last one raised {campaign.fan_out_error}"
+        return text
 
     @admin.display(description="job details")
     def job_data_display(self, campaign: Campaign) -> str:

@@ -586,7 +586,8 @@ def finish_campaigns() -> list:
             continue
         with transaction.atomic():
             campaign = Campaign.objects.select_for_update().get(pk=campaign_id)
-            if campaign.status != CampaignStatus.RUNNING:
+            # Resumed before its fan-out ran: no messages yet because none are written yet.
+            if campaign.status != CampaignStatus.RUNNING or campaign.started_at is None:
                 continue
             recount(campaign)
             campaign.status, campaign.finished_at = CampaignStatus.COMPLETED, timezone.now()

@@ -68,6 +68,17 @@ class Campaign(models.Model):
     scheduled_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Written and committed before a fan-out run begins its long transaction, so a run whose worker
+    # dies leaves its count behind: the minute tick requeues the fan-out, or parks the campaign.
+    # Database defaults too, for the set-based INSERTs that write campaigns without naming these.
+    fan_out_attempts = models.PositiveSmallIntegerField(
+        default=0, db_default=0,
+        help_text="Fan-out runs that began; once CAMPAIGN_MAX_FAN_OUT_ATTEMPTS began and none finished, the campaign is failed.")
+    fan_out_claimed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the fan-out was last queued or taken up by a worker.")
+    fan_out_error = models.CharField(
+        max_length=300, blank=True, default="", db_default="",
+        help_text="What the last fan-out run raised, if it raised; cleared by the next run.")
     # Message counters, kept set-based by fan-out and the dispatcher (O(1) progress at any size).
     total_count = models.BigIntegerField(default=0)
     sent_count = models.BigIntegerField(default=0)

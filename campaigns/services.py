@@ -23,6 +23,7 @@ from campaigns.rendering import (
 from campaigns.unsubscribe import unsubscribe_headers, unsubscribe_url
 from imports.models import ImportJob
 from inboxerr.actors import Actor
+from inboxerr.crashes import crashed_reason, error_summary
 from inboxerr.errors import Conflict, InvalidInput, NotFound
 from inboxerr.webhooks.events import WebhookEvent
 from inboxerr.webhooks.services import event_emit
@@ -241,7 +242,9 @@ def campaign_start(*, actor: Actor, campaign: Campaign) -> Campaign:
         campaign, allowed=(CampaignStatus.DRAFT, CampaignStatus.SCHEDULED), to=CampaignStatus.STARTING,
         actor=actor, verb="start",
     )
-    transaction.on_commit(lambda: async_task("campaigns.tasks.fan_out", str(campaign.pk), task_name=f"fan-out-{campaign.pk}"))
+    campaign.fan_out_claimed_at = timezone.now()  # the minute tick's grace runs from here
+    campaign.save(update_fields=["fan_out_claimed_at"])
+    transaction.on_commit(lambda: _fan_out_queue(campaign.pk))
     return campaign
 
 
@@ -347,16 +350,49 @@ def _skip_sql(campaign: Campaign) -> str:
     END"""
 
 
+# Statuses in which a campaign that has not started (started_at unset) still owes its fan-out:
+# paused or resumed before its run, it keeps the status the operator gave it.
+FAN_OUT_OWED = (CampaignStatus.STARTING, CampaignStatus.PAUSED, CampaignStatus.RUNNING)
+# How long the minute tick leaves a campaign alone after its fan-out was queued or taken up: a
+# queued run may wait for a free worker, and a run has the row unlocked for a moment between its
+# claim and its transaction. Past it, on PostgreSQL, an unlocked row means no run is alive.
+FAN_OUT_GRACE = timedelta(minutes=2)
+
+
+def _fan_out_owed(campaign: Campaign) -> bool:
+    return campaign.started_at is None and campaign.status in FAN_OUT_OWED
+
+
+def _fan_out_queue(campaign_id) -> None:
+    async_task("campaigns.tasks.fan_out", str(campaign_id), task_name=f"fan-out-{campaign_id}")
+
+
 def campaign_fan_out(*, campaign_id) -> Campaign:
     """Create one message per recipient in one statement: deduplicated by address across the
     campaign's lists; suppressed, unsubscribed, bounced, inactive or address-less recipients
-    become `skipped` with the reason. Runs once: a repeat finds the campaign already running."""
+    become `skipped` with the reason. Runs once: a repeat finds the campaign already running.
+
+    The run is counted and committed before its long transaction begins, so a run whose worker
+    dies leaves its count behind for the minute tick (campaigns_fan_out_recover)."""
     with transaction.atomic():
         campaign = Campaign.objects.select_for_update().get(pk=campaign_id)
-        # Paused or resumed before this task ran: the messages are still owed (status kept).
-        pending_fan_out = campaign.started_at is None and campaign.status in (
-            CampaignStatus.STARTING, CampaignStatus.PAUSED, CampaignStatus.RUNNING)
-        if not pending_fan_out:
+        if not _fan_out_owed(campaign):
+            return campaign
+        Campaign.objects.filter(pk=campaign.pk).update(
+            fan_out_attempts=F("fan_out_attempts") + 1, fan_out_claimed_at=timezone.now(), fan_out_error="")
+    try:
+        return _fan_out(campaign_id)
+    except Exception as exc:
+        # Rolled back with nothing written: kept for the reason shown if the campaign is parked.
+        Campaign.objects.filter(pk=campaign_id).update(fan_out_error=error_summary(exc))
+        raise
+
+
+def _fan_out(campaign_id) -> Campaign:
+    with transaction.atomic():
+        # Held to the commit: the tick's SKIP LOCKED probe tells a live run by this lock.
+        campaign = Campaign.objects.select_for_update().get(pk=campaign_id)
+        if not _fan_out_owed(campaign):  # another run finished it between our claim and now
             return campaign
         list_ids = list(campaign.lists.values_list("pk", flat=True))
         if campaign.total_count:  # recipients were given explicitly: the messages exist already
@@ -384,6 +420,57 @@ def campaign_fan_out(*, campaign_id) -> Campaign:
         transaction.on_commit(kick_dispatchers)
     campaign.refresh_from_db()
     return campaign
+
+
+def campaigns_fan_out_recover() -> dict[str, list[str]]:
+    """The minute tick: a campaign that still owes its fan-out while no run of it is alive lost
+    its run (the worker killed, out of memory, its host gone, or the queued task lost). It is
+    queued again; once CAMPAIGN_MAX_FAN_OUT_ATTEMPTS runs have begun and none finished it is
+    failed with the reason instead (see inboxerr/crashes.py), so a fan-out that kills every
+    worker cannot loop. A run is alive, on PostgreSQL, while it holds the campaign's row lock;
+    SQLite has no row locks, so there only a run older than the task timeout is surely over."""
+    now = timezone.now()
+    postgres = connection.vendor == "postgresql"
+    quiet = FAN_OUT_GRACE if postgres else timedelta(seconds=settings.Q_CLUSTER["timeout"])
+    owed = Campaign.objects.filter(started_at__isnull=True, status__in=FAN_OUT_OWED).filter(
+        Q(fan_out_claimed_at__isnull=True) | Q(fan_out_claimed_at__lt=now - quiet)).order_by("created_at")
+    result: dict[str, list[str]] = {"requeued": [], "failed": []}
+    with transaction.atomic():
+        for campaign in owed.select_for_update(skip_locked=True) if postgres else owed:
+            if campaign.fan_out_attempts >= settings.CAMPAIGN_MAX_FAN_OUT_ATTEMPTS:
+                _fan_out_park(campaign, now)
+                result["failed"].append(str(campaign.pk))
+                continue
+            campaign.fan_out_claimed_at = now
+            campaign.save(update_fields=["fan_out_claimed_at", "updated_at"])
+            lost = (f"run {campaign.fan_out_attempts} of {settings.CAMPAIGN_MAX_FAN_OUT_ATTEMPTS} did not finish"
+                    if campaign.fan_out_attempts else "no worker took it up")
+            audit_record(
+                actor=Actor.system(), action="update", entity_type="campaign", entity_id=campaign.pk,
+                owner_id=campaign.owner_id, user_action=f"Fan-out of campaign '{campaign.name}' queued again: {lost}",
+                after={"fan_out_attempts": campaign.fan_out_attempts, "error": campaign.fan_out_error},
+            )
+            transaction.on_commit(lambda pk=campaign.pk: _fan_out_queue(pk))
+            result["requeued"].append(str(campaign.pk))
+    return result
+
+
+def _fan_out_park(campaign: Campaign, now) -> None:
+    """Fail a campaign whose every allowed fan-out run died, with the reason; the caller holds its row."""
+    began = campaign.fan_out_claimed_at or campaign.updated_at
+    last_error = campaign.fan_out_error or (
+        "the worker stopped without finishing (killed, out of memory or restarted); "
+        f"the last run began {began:%Y-%m-%d %H:%M:%S} UTC")
+    reason = crashed_reason(crashes=campaign.fan_out_attempts, doing="fanning out this campaign's messages",
+                            last_error=last_error)[:500]
+    before = campaign.status
+    campaign.status, campaign.status_reason, campaign.finished_at = CampaignStatus.FAILED, reason, now
+    campaign.save(update_fields=["status", "status_reason", "finished_at", "updated_at"])
+    audit_record(
+        actor=Actor.system(), action="update", entity_type="campaign", entity_id=campaign.pk,
+        owner_id=campaign.owner_id, user_action=f"Campaign '{campaign.name}' failed: {reason}",
+        before={"status": before}, after={"status": campaign.status, "fan_out_attempts": campaign.fan_out_attempts},
+    )
 
 
 def _audience_where(campaign: Campaign, list_ids: list[int]) -> tuple[str, list]:

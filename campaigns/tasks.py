@@ -28,9 +28,10 @@ def publish() -> int:
 
 
 def tick() -> dict:
-    """Every minute: requeue expired leases, start due scheduled campaigns, keep dispatchers going,
-    forget inbound SMS receipts past their window."""
+    """Every minute: requeue expired leases, requeue fan-outs whose worker died, start due
+    scheduled campaigns, keep dispatchers going, forget inbound SMS receipts past their window."""
     swept = dispatcher.requeue_expired_leases()
+    fan_outs = services.campaigns_fan_out_recover()
     started = services.campaigns_start_scheduled()
     if dispatcher.has_due_work():
         services.kick_dispatchers()
@@ -38,4 +39,4 @@ def tick() -> dict:
     if outbox.outbox_has_work():
         outbox.outbox_kick()
     receipts = sms_inbound.sms_inbound_receipts_purge()
-    return {"swept": swept, "started": started, "sms_receipts_purged": receipts}
+    return {"swept": swept, "fan_outs": fan_outs, "started": started, "sms_receipts_purged": receipts}

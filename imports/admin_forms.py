@@ -82,19 +82,25 @@ def target_choices(targets: list[str]) -> list[tuple[str, str]]:
 
 
 class MappingForm(forms.Form):
-    """One select per column of the file, named col_<index>, labelled with the column's header."""
+    """One select per column of the file, named col_<index>, labelled with the column's header,
+    and beside it a box, keep_<index>: keep a value that is not valid as written."""
 
-    def __init__(self, *args, header: list[str], targets: list[str], **kwargs):
+    def __init__(self, *args, header: list[str], targets: list[str], keep_raw: list[str] = (), **kwargs):
         super().__init__(*args, **kwargs)
         self.header = header
         choices = target_choices(targets)
         for index, (name, target) in enumerate(zip(header, targets)):
-            self.fields[f"col_{index}"] = forms.ChoiceField(
-                label=name or f"(column {index + 1} has no header)", choices=choices, initial=target,
+            label = name or f"(column {index + 1} has no header)"
+            self.fields[f"col_{index}"] = forms.ChoiceField(label=label, choices=choices, initial=target)
+            self.fields[f"keep_{index}"] = forms.BooleanField(
+                label=f"Keep a bad value of {label} as written", required=False, initial=name in keep_raw,
             )
 
     def mapping(self) -> dict[str, str]:
         return {name: self.cleaned_data[f"col_{index}"] for index, name in enumerate(self.header)}
+
+    def keep_raw(self) -> list[str]:
+        return [name for index, name in enumerate(self.header) if self.cleaned_data[f"keep_{index}"]]
 
 
 class OptionsForm(forms.Form):

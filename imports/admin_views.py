@@ -206,17 +206,20 @@ def mapping_view(request: HttpRequest, model_admin, token: str) -> HttpResponse:
                                           mapping=info.get("mapping"), rows=PREVIEW_ROWS)
     except (_Gone, ServiceError):
         return _gone(request, token)
-    form = MappingForm(request.POST or None, header=preview.header, targets=preview.plan.targets)
+    form = MappingForm(request.POST or None, header=preview.header, targets=preview.plan.targets,
+                       keep_raw=info.get("keep_raw", []))
     if request.method == "POST" and form.is_valid():
-        mapping = form.mapping()
+        mapping, keep_raw = form.mapping(), form.keep_raw()
         try:
-            services.import_check_file(stored=stored, key_field=subscriber_list.key_field, mapping=mapping)
+            services.import_check_file(stored=stored, key_field=subscriber_list.key_field, mapping=mapping,
+                                       keep_raw=keep_raw)
         except ServiceError as exc:
             form.add_error(None, _mapping_message(exc, subscriber_list))
         else:
-            _update(request, token, mapping=mapping)
+            _update(request, token, mapping=mapping, keep_raw=keep_raw)
             return HttpResponseRedirect(_step_url("options", token))
-    columns = [{"field": form[f"col_{i}"], "samples": _samples(preview.rows, i)} for i in range(len(preview.header))]
+    columns = [{"field": form[f"col_{i}"], "keep": form[f"keep_{i}"], "samples": _samples(preview.rows, i)}
+               for i in range(len(preview.header))]
     context = _context(
         request, model_admin, 3, f"Import a CSV into '{subscriber_list.name}': check the columns",
         subscriber_list=subscriber_list, stored=stored, preview=preview, form=form, columns=columns, token=token,
@@ -253,7 +256,8 @@ def options_view(request: HttpRequest, model_admin, token: str) -> HttpResponse:
         try:
             job = services.import_create(
                 actor=admin_actor(request), owner=subscriber_list.owner, list_name=subscriber_list.name,
-                stored=stored, mapping=info["mapping"], update_existing=form.cleaned_data["update_existing"],
+                stored=stored, mapping=info["mapping"], keep_raw=info.get("keep_raw"),
+                update_existing=form.cleaned_data["update_existing"],
                 force=form.cleaned_data["force"], keep_file_on_error=True,
             )
         except ServiceError as exc:
@@ -268,6 +272,7 @@ def options_view(request: HttpRequest, model_admin, token: str) -> HttpResponse:
         subscriber_list=subscriber_list, stored=stored, form=form, token=token, previous=previous,
         mapping=[(column, target_label(target)) for column, target in info["mapping"].items() if target != "ignore"],
         ignored=[column for column, target in info["mapping"].items() if target == "ignore"],
+        keep_raw=info.get("keep_raw", []),
     )
     return TemplateResponse(request, "admin/imports/options.html", context)
 

@@ -463,6 +463,9 @@ DISPATCH_PAUSE_FAILURE_RATE = _env("DISPATCH_PAUSE_FAILURE_RATE", env.float, 0.2
 DISPATCH_PAUSE_WINDOW = _env_positive_int("DISPATCH_PAUSE_WINDOW", 200)
 if DISPATCH_LEASE_SECONDS <= DISPATCH_SEND_TIMEOUT_SECONDS + 5:
     raise ImproperlyConfigured("DISPATCH_LEASE_SECONDS must exceed DISPATCH_SEND_TIMEOUT_SECONDS by more than 5 seconds")
+# Runs of a campaign's fan-out allowed to begin: one whose worker died is requeued by the minute
+# tick until this many have begun, then the campaign is failed with the reason.
+CAMPAIGN_MAX_FAN_OUT_ATTEMPTS = _env_positive_int("CAMPAIGN_MAX_FAN_OUT_ATTEMPTS", 3)
 
 # --- Batch API and its ordered publisher (seed 003) ------------------------------------------
 

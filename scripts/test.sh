@@ -35,4 +35,6 @@ if [ ! -x "$CHROMIUM_PATH" ]; then
 fi
 export CHROMIUM_PATH
 
-exec .venv/bin/python -m pytest "$@"
+# Two test processes by default (TEST_WORKERS=0 runs in this one), each on its own test database;
+# a module stays in one process, so its module-wide servers and browser are set up once.
+exec .venv/bin/python -m pytest -n "${TEST_WORKERS:-2}" --dist loadfile "$@"

@@ -68,7 +68,7 @@ class CampaignSerializer(serializers.ModelSerializer):
         model = Campaign
         fields = ["id", "name", "kind", "channel", "status", "status_reason", "template_id", "message_content", "subject",
                   "list_names", "import_id", "include_inactive", "scheduled_at", "started_at", "finished_at", "counts",
-                  "progress",
+                  "fan_out_attempts", "progress",
                   "send_rate", "eta_seconds",
                   "created_at", "updated_at"]
         read_only_fields = fields

@@ -229,6 +229,23 @@ def test_the_whole_wizard_imports_with_the_changed_mapping(owner_client, news):
     assert owner_client.get(url).status_code == 302  # the upload is used up
 
 
+def test_the_column_step_keeps_a_bad_phone_as_written_where_the_operator_ticks_it(owner_client, news):
+    url = _to_preview(owner_client, news, b"email,Phone,Mobile\nann@x.io,not a phone,also not\nben@x.io,+14155550123,\n")
+    assert 'name="keep_1"' in owner_client.get(url).content.decode()
+
+    _post(owner_client, url, {"col_0": "email", "col_1": "phone", "col_2": "custom:mobile", "keep_1": "on"})
+    options = owner_client.get(f"{url}options/").content.decode()
+    _post(owner_client, f"{url}options/", {"update_existing": "on"})
+    job = run_now(ImportJob.objects.get())
+
+    assert "kept as written" in options and "for Phone;" in options
+    assert job.options["keep_raw"] == ["Phone"]
+    assert (job.status, job.created, job.invalid, job.warnings) == ("completed", 2, 0, 1)
+    ann = Subscriber.objects.get(list=news, email="ann@x.io")
+    assert (ann.phone, ann.custom_fields) == ("", {"mobile": "also not", "phone_raw": "not a phone"})
+    assert Subscriber.objects.get(list=news, email="ben@x.io").phone == "+14155550123"
+
+
 def test_a_row_with_a_nul_previews_and_imports_as_an_invalid_row(owner_client, news):
     rows = b"".join(b"p%d@x.io,P%d\n" % (i, i) for i in range(20))
     url = _to_preview(owner_client, news, b"email,name\nann@x.io,An\x00n\n" + rows)

@@ -13,6 +13,7 @@ The stack is started for each test (about 3 s): its processes cache what the dat
 they started (content type ids, for one), and every test starts from the migrated database anew.
 """
 
+import fcntl
 import os
 import socket
 import subprocess
@@ -85,9 +86,13 @@ def _wait_until_serving(base: str, server: subprocess.Popen, timeout: float = 60
 
 @pytest.fixture(scope="session")
 def collected_static() -> None:
-    """Static files collected once, as a deployment does; whitenoise serves them with DEBUG off."""
-    subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"], cwd=ROOT,
-                   check=True)
+    """Static files collected once, as a deployment does; whitenoise serves them with DEBUG off.
+    Test processes running side by side take turns: two copies into one folder can collide."""
+    (ROOT / "var").mkdir(exist_ok=True)
+    with open(ROOT / "var" / ".collectstatic.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"], cwd=ROOT,
+                       check=True)
 
 
 @pytest.fixture

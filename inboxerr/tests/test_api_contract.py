@@ -172,8 +172,9 @@ UNSTATABLE: dict[str, set[str]] = {
     "POST /api/v1/campaigns/from-csv": {"file", "template_id", "message_content", "subject", "scheduled_at"},
     # An address deliverable on the campaign's channel.
     "POST /api/v1/campaigns/{campaign_id}/test-send": {"recipient"},
-    # A CSV text file with the list's key column; a mapping naming its columns.
-    "POST /api/v1/imports/csv": {"file", "mapping", "key_field"},
+    # A CSV text file with the list's key column; a mapping and keep_raw (JSON in a form field)
+    # naming its columns.
+    "POST /api/v1/imports/csv": {"file", "mapping", "keep_raw", "key_field"},
     # The address the list is keyed on (email or phone), deliverable.
     "POST /api/v1/subscribers/": {"email", "phone"},
     "PUT /api/v1/subscribers/{subscriber_id}": {"email", "phone", "list"},

@@ -66,6 +66,22 @@ def _manage(env: dict, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+# Left as a run whose worker died leaves it, claimed `age` ago, then the minute tick's recovery;
+# each in one transaction, which on SQLite keeps the worker's own tick from coming in between.
+STUCK_FAN_OUT = """
+from datetime import timedelta
+from django.db import transaction
+from django.utils import timezone
+from campaigns.models import Campaign
+from campaigns.services import campaigns_fan_out_recover
+for age in (timedelta(minutes=10), timedelta(hours=2)):
+    with transaction.atomic():
+        Campaign.objects.filter(pk="CAMPAIGN_ID").update(
+            status="starting", fan_out_attempts=1, fan_out_claimed_at=timezone.now() - age)
+        print(len(campaigns_fan_out_recover()["requeued"]))
+"""
+
+
 def test_embedded_default_runs_web_and_worker_on_sqlite(sqlite_env):
     migrate = _manage(sqlite_env, "migrate", "--noinput")
     assert migrate.returncode == 0, migrate.stderr
@@ -123,6 +139,18 @@ def test_embedded_default_runs_web_and_worker_on_sqlite(sqlite_env):
         campaign = _poll(f"{base}/api/v1/campaigns/{campaign['id']}", token, until="completed")
         assert campaign["status"] == "completed", campaign
         assert campaign["counts"]["sent"] == 1, campaign
+
+        # A campaign left `starting` by a fan-out whose worker died: SQLite has no row locks, so the
+        # tick waits out the task timeout (Q_TIMEOUT_SECONDS) before it queues the fan-out again.
+        status, stuck = _call(f"{base}/api/v1/campaigns", token=token, body={
+            "name": "Stuck", "channel": "email", "subject": "Hi", "message_content": "Hello", "list_names": ["Smoke"],
+        })
+        assert status == 201, stuck
+        recover = _manage(sqlite_env, "shell", "--no-imports", "-c", STUCK_FAN_OUT.replace("CAMPAIGN_ID", stuck["id"]))
+        assert recover.returncode == 0, recover.stderr
+        assert recover.stdout.split() == ["0", "1"], recover.stdout  # not after 10 minutes; after 2 hours
+        stuck = _poll(f"{base}/api/v1/campaigns/{stuck['id']}", token, until="completed")
+        assert (stuck["status"], stuck["counts"]["sent"], stuck["fan_out_attempts"]) == ("completed", 1, 2), stuck
 
         # A batch of the batch API on SQLite: stored, published in order by the worker, committed.
         status, stored = _call(f"{base}/api/v1/batch/process", token=token, body={"items": [

@@ -57,7 +57,7 @@ def test_an_import_is_tracked_with_its_counts(api, owner):
     assert (data["id"], data["kind"], data["status"], data["progress"], data["error"]) == (
         str(job.pk), "import", "processing", 40.0, None)
     assert data["result"] == {"total_rows": 1000, "processed_rows": 400, "created": 380, "updated": 0,
-                              "duplicates": 15, "invalid": 5}
+                              "duplicates": 15, "invalid": 5, "warnings": 0, "report_lines": 5}
     assert data["links"] == {"self": f"/api/v1/tasks/{job.pk}", "detail": f"/api/v1/imports/{job.pk}",
                              "errors": f"/api/v1/imports/{job.pk}/errors"}
 
