@@ -197,9 +197,14 @@ def iter_records(
     def lines() -> Iterator[str]:
         with open(path, "rb") as handle:
             handle.seek(position["offset"])
-            for raw in handle:
+            if fmt.encoding == "cp1252":
+                for raw in handle:
+                    position["offset"] += len(raw)
+                    yield _decode(raw, fmt.encoding)
+                return
+            for raw in handle:  # UTF-8, the usual case, without a call per line
                 position["offset"] += len(raw)
-                yield _decode(raw, fmt.encoding)
+                yield raw.decode("utf-8")
 
     reader = csv.reader(lines(), delimiter=fmt.delimiter, strict=False)
     number = first_record if start is not None else 1

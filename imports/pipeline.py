@@ -124,7 +124,8 @@ def import_run(*, job_id, token: str, on_chunk: Callable[[int, int], None] | Non
     try:
         cleaner = _cleaner(job, job.list.key_field)
         started = time.monotonic()
-        chunks = _chunks(_records(job), cleaner, settings.IMPORT_CHUNK_ROWS)
+        room = max(0, settings.IMPORT_MAX_STORED_ERRORS) - job.invalid - job.warnings  # a resumed job has lines
+        chunks = _chunks(_records(job), cleaner, settings.IMPORT_CHUNK_ROWS, writer.pack_row, writer.pack, room)
         _write_behind(job, token, writer, chunks, on_chunk)
         job.refresh_from_db()
         final = _final_status(job)
@@ -158,8 +159,9 @@ def _crashed(job: ImportJob, token: str, exc: Exception) -> ImportJob:
 def _write_behind(job: ImportJob, token: str, writer, chunks: Iterator["_Chunk"], on_chunk) -> None:
     """Parse in this thread while a second thread (with its own database connection) commits the
     previous chunk: Python's row cleaning and PostgreSQL's upsert overlap instead of taking
-    turns, which nearly halves an import's wall time on two cores. At most two chunks wait."""
-    handoff: queue.Queue = queue.Queue(maxsize=2)
+    turns, which nearly halves an import's wall time on two cores. One chunk waits at most, so a
+    worker holds three (being read, waiting, being written) whatever the size of the file."""
+    handoff: queue.Queue = queue.Queue(maxsize=1)
     failure: list[BaseException] = []
 
     def commit_chunks() -> None:
@@ -199,37 +201,82 @@ def _write_behind(job: ImportJob, token: str, writer, chunks: Iterator["_Chunk"]
 
 
 class _Chunk:
-    __slots__ = ("rows", "errors", "warnings", "in_chunk_duplicates", "last_row", "offset")
+    __slots__ = ("rows", "kept", "invalid", "warned", "errors", "warnings", "in_chunk_duplicates", "last_row", "offset")
 
     def __init__(self) -> None:
-        self.rows: list[CleanRow] = []
-        self.errors: list[RowError] = []
+        self.rows: list = []  # CleanRows, or what the writer packed them into (writer.pack_row)
+        self.kept = 0
+        self.invalid = 0  # every invalid row and every warning is counted...
+        self.warned = 0
+        self.errors: list[RowError] = []  # ...but report lines are kept only while the report has room
         self.warnings: list[RowError] = []  # secondary fields left out of rows that were kept
         self.in_chunk_duplicates = 0
         self.last_row = 0
         self.offset = 0
 
     def __len__(self) -> int:
-        return len(self.rows) + len(self.errors) + self.in_chunk_duplicates
+        return self.kept + self.invalid + self.in_chunk_duplicates
 
 
-def _chunks(records, cleaner, size: int) -> Iterator[_Chunk]:
-    chunk, keys = _Chunk(), set()
+# A chunk is full at IMPORT_CHUNK_ROWS rows or at this many characters of packed rows and kept
+# report lines, whichever comes first: a worker holds three chunks, so wide rows (many columns)
+# and rows kept for the report make smaller chunks rather than a bigger worker.
+CHUNK_MAX_CHARS = 1_000_000
+# Report lines kept past the room the report had when the run started: a row may bring an
+# error and a few warnings, and the writer picks the first lines by row (_store_report_lines).
+_REPORT_MARGIN = 8
+
+
+def _chunks(records, cleaner, size: int, pack_row=None, pack=None, report_room: int | None = None) -> Iterator[_Chunk]:
+    """Chunks of `size` records. With `pack_row` and `pack` (the writer's), each kept row is
+    packed as soon as it is clean and the chunk's rows into one object when it is full: a
+    queued chunk then holds a fraction of the memory of its rows as tuples of strings. Past
+    `report_room` report lines, errors and warnings are counted but not kept (never stored)."""
+    chunk, keys, count, chars, listed = _Chunk(), set(), 0, 0, 0
+    clean, rows, errors, warnings = cleaner.clean, chunk.rows, chunk.errors, chunk.warnings
+    room = (report_room if report_room is not None else 1 << 62) + _REPORT_MARGIN
     for number, cells, offset in records:
-        result = cleaner.clean(number, cells, chunk.warnings)
-        if isinstance(result, RowError):
-            chunk.errors.append(result)
+        result = clean(number, cells, warnings)
+        if len(warnings) != listed:
+            chunk.warned += len(warnings) - listed
+            if room > 0:
+                room -= len(warnings) - listed
+                listed = len(warnings)
+                chars += 100 + sum(map(len, cells))
+            else:
+                del warnings[listed:]
+        if type(result) is RowError:
+            chunk.invalid += 1
+            if room > 0:
+                errors.append(result)
+                room -= 1
+                chars += 100 + sum(map(len, result._cells))  # a kept line holds the row's cells
         elif result.key in keys:
             chunk.in_chunk_duplicates += 1  # first occurrence wins, as in seed 000
         else:
             keys.add(result.key)
-            chunk.rows.append(result)
+            if pack_row:
+                line = pack_row(result)
+                chars += len(line)
+                rows.append(line)
+            else:
+                rows.append(result)
+        count += 1
+        if count >= size or chars >= CHUNK_MAX_CHARS:
+            chunk.last_row, chunk.offset = number, offset
+            yield _packed(chunk, pack)
+            chunk, keys, count, chars, listed = _Chunk(), set(), 0, 0, 0
+            rows, errors, warnings = chunk.rows, chunk.errors, chunk.warnings
+    if count:
         chunk.last_row, chunk.offset = number, offset
-        if len(chunk) >= size:
-            yield chunk
-            chunk, keys = _Chunk(), set()
-    if len(chunk) or chunk.offset:
-        yield chunk
+        yield _packed(chunk, pack)
+
+
+def _packed(chunk: _Chunk, pack) -> _Chunk:
+    chunk.kept = len(chunk.rows)
+    if pack:
+        chunk.rows = pack(chunk.rows)
+    return chunk
 
 
 def _commit_chunk(job: ImportJob, token: str, writer, chunk: _Chunk) -> None:
@@ -246,7 +293,7 @@ def _commit_chunk(job: ImportJob, token: str, writer, chunk: _Chunk) -> None:
         )
         if held is None:
             raise JobLost
-        counts: ChunkCounts = writer.write(chunk.rows)
+        counts: ChunkCounts = writer.write(chunk.rows, chunk.kept)
         _store_report_lines(job.pk, chunk, already=sum(held))
         if counts.created:
             SubscriberList.objects.filter(pk=job.list_id).update(subscriber_count=F("subscriber_count") + counts.created)
@@ -258,8 +305,8 @@ def _commit_chunk(job: ImportJob, token: str, writer, chunk: _Chunk) -> None:
                 created=F("created") + counts.created,
                 updated=F("updated") + counts.updated,
                 duplicates=F("duplicates") + counts.duplicates + chunk.in_chunk_duplicates,
-                invalid=F("invalid") + len(chunk.errors),
-                warnings=F("warnings") + len(chunk.warnings),
+                invalid=F("invalid") + chunk.invalid,
+                warnings=F("warnings") + chunk.warned,
                 stats=_stats_update(job, counts),
                 progress=min(99.9, round(100.0 * chunk.offset / size, 1)),
                 checkpoint={"offset": chunk.offset, "row": chunk.last_row},

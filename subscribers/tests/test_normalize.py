@@ -215,3 +215,49 @@ def test_on_a_phone_keyed_list_a_bad_email_is_the_warning():
 def test_strict_mode_refuses_a_bad_secondary_field():
     with pytest.raises(RecordError, match="phone"):
         clean_record({"email": "a@example.com", "phone": "12"}, "email", strict=True)
+
+
+def test_the_latin_fast_path_gives_what_the_full_check_gives():
+    """Addresses with accented Latin letters in the local part skip email-validator: every one
+    it takes must be one the full check takes, in the same form."""
+    from email_validator import EmailNotValidError, validate_email
+
+    locals_ = ["renée.lee6", "zoë", "josé.garcía", "müller-ß", "ø.å", "ÿ" * 33, "é" * 32, "a.é.", ".é", "é..a", "à÷b",
+               "ä×b", "e\u0301", "ñ+tag", "o'brien.é"]
+    domains = ["outlook.com", "mail.de", "ab--cd.com", "x.y", "exa_mple.com", "bücher.example"]
+    for raw in [f"{local}@{domain}" for local in locals_ for domain in domains]:
+        try:
+            checked = validate_email(raw, check_deliverability=False, globally_deliverable=False, test_environment=True,
+                                     allow_smtputf8=True, allow_quoted_local=False, allow_domain_literal=False)
+            full = f"{checked.local_part}@{checked.domain}".lower() if "." in checked.ascii_domain else None
+        except EmailNotValidError:
+            full = None
+        try:
+            ours = normalize_email(raw)
+        except RecordError:
+            ours = None
+        assert ours == full, raw
+
+
+def test_north_american_numbers_in_every_exported_shape_are_what_phonenumbers_says():
+    """+1 numbers skip parse() and is_valid_number (subscribers/normalize.py reads the same
+    metadata): the answers, for valid area codes, unassigned ones, toll-free and Caribbean
+    numbers and exchanges starting 0 or 1, are the parser's."""
+    import random
+
+    import phonenumbers
+
+    rng = random.Random(5)
+    for _ in range(6000):
+        digits = f"{rng.choice(['800', '900', '876', '268', '787', '340', '246', '809', '868', str(rng.randrange(200, 1000))])}{rng.randrange(1000):03d}{rng.randrange(10000):04d}"
+        raw = rng.choice([f"+1{digits}", f"+1-{digits[:3]}-{digits[3:6]}-{digits[6:]}",
+                          f"+1 {digits[:3]} {digits[3:6]} {digits[6:]}", f"+1.{digits[:3]}.{digits[3:6]}.{digits[6:]}"])
+        number = phonenumbers.parse(raw, "US")
+        expected = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164) \
+            if phonenumbers.is_valid_number(number) else None
+        try:
+            ours = normalize_phone(raw)
+        except RecordError as exc:
+            assert exc.message == f"'{raw}' is not a valid phone number"
+            ours = None
+        assert ours == expected, raw

@@ -37,10 +37,12 @@ def _setup_then_patch(*args, **kwargs):
 
         write = writers.PostgresChunkWriter.write
 
-        def write_or_die(self, rows):
-            if any(row.key == _KEY for row in rows):
+        def write_or_die(self, rows, count):
+            # A chunk's rows arrive packed as COPY text lines (the key first) or as CleanRows.
+            keys = (line.split("\t", 1)[0] for line in rows.splitlines()) if isinstance(rows, str) else (r.key for r in rows)
+            if _KEY in keys:
                 _die()
-            return write(self, rows)
+            return write(self, rows, count)
 
         writers.PostgresChunkWriter.write = write_or_die
     if _CAMPAIGN:
